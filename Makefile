@@ -1,0 +1,41 @@
+# The whole set-up is two commands: `make run` and `make test` (README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: setup run test lint typecheck unit bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Migrate the embedded database, load the demo district, start the sandbox, worker and API.
+run: setup
+	PORT=$(PORT) bash scripts/run-local
+
+## Lint, type-check and run the whole suite (SQLite and PostgreSQL, database queue and RabbitMQ).
+test: setup lint typecheck unit
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy api
+
+unit: setup
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+## Benchmarks with ratios against baselines measured in the same run (bench/README.md).
+bench: setup
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf instance/*.sqlite3* .pytest_cache .mypy_cache .ruff_cache

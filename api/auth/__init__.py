@@ -1,0 +1,1 @@
+"""Accounts and access: resident logins (WeChat, Alipay), staff accounts and roles, bindings."""

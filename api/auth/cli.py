@@ -1,0 +1,3 @@
+from flask.cli import AppGroup
+
+staff_cli = AppGroup("staff", help="Staff accounts.")

@@ -1,0 +1,3 @@
+from api.extensions.smorest import Blueprint
+
+blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="居民登录")

@@ -1,0 +1,14 @@
+"""The explicit, ordered list of API blueprints (BEMServer style)."""
+
+from __future__ import annotations
+
+from api.extensions.smorest import Api
+
+
+def register_blueprints(api: Api) -> None:
+    from api.auth.routes import blp as auth_blp
+    from api.households.quote_routes import blp as quote_blp
+    from api.households.routes import blp as households_blp
+
+    for blp in (auth_blp, quote_blp, households_blp):
+        api.register_blueprint(blp)

@@ -1,0 +1,13 @@
+"""Registers every domain's CLI group on `app.cli` (`flask --app wsgi <group> <command>`)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_cli(app: Flask) -> None:
+    from api.auth.cli import staff_cli
+    from api.households.cli import demo_cli, roster_cli
+
+    for group in (roster_cli, demo_cli, staff_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,83 @@
+"""Configuration from environment variables, each with an embedded default.
+
+The defaults run the whole system on one laptop: SQLite under `instance/`, the database queue,
+and the local sandbox (`sandbox/`) with its test keys. Production sets every variable explicitly;
+`Config.from_env()` is the only place that reads the environment (DESIGN.md, contracts).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+SANDBOX_KEYS = PROJECT_ROOT / "sandbox" / "keys"
+SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "8100"))
+_SANDBOX = f"http://127.0.0.1:{SANDBOX_PORT}"
+
+
+def _default_sqlite_url() -> str:
+    return f"sqlite:///{INSTANCE_DIR / 'ssi.sqlite3'}"
+
+
+@dataclass
+class Config:
+    """Every setting the application reads; field names are the environment variable names."""
+
+    DATABASE_URL: str = field(default_factory=_default_sqlite_url)
+    QUEUE_URL: str = ""  # empty: the database-backed queue
+    SECRET_KEY: str = "dev-only-secret-change-me"
+    TOKEN_TTL_SECONDS: int = 7200
+    APP_TODAY: str = ""  # YYYY-MM-DD; sandbox and demo only
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
+    # WeChat mini-program and WeChat Pay (API v2 key and v3 settings).
+    WECHAT_APPID: str = "wx8888888888888888"
+    WECHAT_APPSECRET: str = "sandbox-app-secret"
+    WECHAT_MCH_ID: str = "1900000109"
+    WECHAT_API_KEY: str = "sandboxapikeysandboxapikey123456"
+    WECHAT_API_BASE: str = f"{_SANDBOX}/"
+    WECHAT_PAY_API_BASE: str = f"{_SANDBOX}/"
+    WECHAT_PAY_VERSION: str = "v2"
+    WECHAT_MCH_CERT_FILE: str = ""
+    WECHAT_MCH_KEY_FILE: str = ""
+    WECHAT_APIV3_KEY: str = "sandboxapiv3keysandboxapiv3key12"
+    WECHAT_PAY_PUBLIC_KEY_FILE: str = str(SANDBOX_KEYS / "wechatpay_public_key.pem")
+    WECHAT_PAY_PUBLIC_KEY_ID: str = "PUB_KEY_ID_0119000001092024000000000000000001"
+    WECHAT_MCH_PRIVATE_KEY_FILE: str = str(SANDBOX_KEYS / "merchant_private_key.pem")
+    WECHAT_MCH_CERT_SERIAL: str = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"
+    # Alipay open platform (RSA2).
+    ALIPAY_APPID: str = "2021000000000001"
+    ALIPAY_SELLER_ID: str = "2088000000000001"
+    ALIPAY_APP_PRIVATE_KEY_FILE: str = str(SANDBOX_KEYS / "alipay_app_private_key.pem")
+    ALIPAY_PUBLIC_KEY_FILE: str = str(SANDBOX_KEYS / "alipay_public_key.pem")
+    ALIPAY_GATEWAY: str = f"{_SANDBOX}/gateway.do"
+    # Operations.
+    ORDER_TTL_MINUTES: int = 30
+    RECONCILE_AFTER_MINUTES: int = 5
+    BIND_MAX_FAILURES: int = 5
+    BIND_FAILURE_WINDOW_SECONDS: int = 900
+    LOG_LEVEL: str = "INFO"
+    TESTING: bool = False
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Config:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in overrides:
+                values[f.name] = overrides[f.name]
+            elif f.name in env and env[f.name] != "":
+                raw = env[f.name]
+                if f.type in ("int", int):
+                    values[f.name] = int(raw)
+                elif f.type in ("bool", bool):
+                    values[f.name] = raw.lower() in ("1", "true", "yes")
+                else:
+                    values[f.name] = raw
+        return cls(**values)
+
+    def as_flask(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}

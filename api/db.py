@@ -1,0 +1,133 @@
+"""Database plumbing: the declarative base, engines and sessions.
+
+Plain SQLAlchemy 2 (not Flask-SQLAlchemy) because the relay, the workers, the CLI and the
+sandbox reuse the models without a Flask app (STYLE.md 4a). One `Database` per app or worker
+holds the engine and a `scoped_session`; the app removes the session at teardown and every
+worker job removes it after the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model; the naming convention keeps Alembic diffs stable."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC instant on every backend.
+
+    SQLite stores no zone, so values come back naive; this type re-attaches UTC on the way out
+    and refuses naive values on the way in, so an instant never silently changes meaning.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine with the per-backend settings this project relies on.
+
+    SQLite gets foreign keys on, WAL and a busy timeout so the API, the worker and the sandbox
+    can share the embedded file; PostgreSQL gets pre-ping for long-lived workers.
+    """
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy own BEGIN so SAVEPOINTs and FOR UPDATE-less locking behave.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            if ":memory:" not in url:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # IMMEDIATE takes the write lock at BEGIN: concurrent writers queue up instead of
+            # failing with "database is locked" halfway through a payment transaction.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+class Database:
+    """An engine plus the scoped session used by one app or one worker process."""
+
+    def __init__(self, url: str, engine: Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine or make_engine(url)
+        self.session_factory = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self.session: scoped_session[Session] = scoped_session(self.session_factory)
+
+    @contextmanager
+    def job(self) -> Iterator[Session]:
+        """One unit of work for a CLI command or worker job: commit on success, else roll back."""
+        session = self.session()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            self.session.remove()
+
+    def dispose(self) -> None:
+        self.session.remove()
+        self.engine.dispose()
+
+
+def get_db() -> Database:
+    """The current app's `Database` (inside an app context)."""
+    from flask import current_app
+
+    db: Database = current_app.extensions["database"]
+    return db
+
+
+def get_session() -> Session:
+    """The session of the current request or CLI command."""
+    return get_db().session()

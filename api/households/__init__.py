@@ -1,0 +1,1 @@
+"""Households: towns, villages, households, persons, enrollments, roster import, premium quotes."""

@@ -1,0 +1,5 @@
+"""Imports every model module so `Base.metadata` is complete (Alembic, tests, workers)."""
+
+from api.audit import models as audit_models  # noqa: F401
+from api.auth import models as auth_models  # noqa: F401
+from api.households import models as household_models  # noqa: F401

@@ -1,0 +1,1 @@
+"""Payments: orders, channels, notifications, contributions, refunds and the tax-side outbox."""

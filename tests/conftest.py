@@ -113,7 +113,7 @@ def app(database_url: str) -> Iterator[Flask]:
         flask_app.config.update(saved_config)
         database.session.remove()
         database.session.configure(
-            bind=database.engine, join_transaction_mode="conservative_savepoint"
+            bind=database.engine, join_transaction_mode="conditional_savepoint"
         )
         outer.rollback()
         connection.close()

@@ -8,17 +8,15 @@ sessions are reused; nothing is constructed at import time (STYLE.md "What they 
 from __future__ import annotations
 
 import threading
-import weakref
-from collections.abc import Callable
 
 from api.config import Config
 from api.payments.channels.base import ChannelName, PaymentChannel
 
 _lock = threading.Lock()
-# id(settings) → (weak reference to the settings, {channel key: adapter}). Config is an
-# unhashable dataclass, so it cannot key a WeakKeyDictionary; the weak reference guards
-# against a recycled id.
-_cache: dict[int, tuple[weakref.ref[Config], dict[str, PaymentChannel]]] = {}
+# Adapters live in the settings object's own __dict__ (not a module-level map): they hold
+# their settings, so a global cache would keep every Config ever seen alive, and Config is an
+# unhashable dataclass that cannot key a WeakKeyDictionary anyway.
+_ATTRIBUTE = "_payment_channel_adapters"
 
 
 def _build(settings: Config, key: str) -> PaymentChannel:
@@ -47,25 +45,11 @@ def _key(settings: Config, name: ChannelName | str) -> str:
     return f"wechat:{version}"
 
 
-def _forget(ident: int) -> Callable[[weakref.ref[Config]], None]:
-    def forget(ref: weakref.ref[Config]) -> None:
-        entry = _cache.get(ident)
-        if entry is not None and entry[0] is ref:
-            del _cache[ident]
-
-    return forget
-
-
 def get_channel(settings: Config, name: ChannelName | str) -> PaymentChannel:
     """The adapter for `name` under `settings` (the same object for the same settings)."""
     key = _key(settings, name)
     with _lock:
-        ident = id(settings)
-        entry = _cache.get(ident)
-        if entry is None or entry[0]() is not settings:
-            entry = (weakref.ref(settings, _forget(ident)), {})
-            _cache[ident] = entry
-        adapters = entry[1]
+        adapters: dict[str, PaymentChannel] = vars(settings).setdefault(_ATTRIBUTE, {})
         if key not in adapters:
             adapters[key] = _build(settings, key)
         return adapters[key]

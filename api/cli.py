@@ -8,6 +8,8 @@ from flask import Flask
 def register_cli(app: Flask) -> None:
     from api.auth.cli import staff_cli
     from api.households.cli import demo_cli, roster_cli
+    from api.payments.outbox.cli import outbox_cli
 
     for group in (roster_cli, demo_cli, staff_cli):
         app.cli.add_command(group)
+    app.cli.add_command(outbox_cli)

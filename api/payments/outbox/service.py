@@ -274,6 +274,7 @@ def list_records(
     status: str | None = None,
     older_than: timedelta | None = None,
     town_code: str | None = None,
+    contribution_id: int | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[OutboxMessage], int]:
@@ -298,6 +299,8 @@ def list_records(
         query = query.where(since_column <= utcnow() - older_than)
     if town_code:
         query = query.where(OutboxMessage.town_code == town_code)
+    if contribution_id is not None:
+        query = query.where(OutboxMessage.contribution_id == contribution_id)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(
         query.order_by(since_column, OutboxMessage.id).limit(limit).offset(offset)

@@ -230,7 +230,7 @@ class WeChatV3Channel:
         status, body = self._request("query", self.client.query, out_trade_no=out_trade_no)
         if status == 404:
             error = self._error("query", status, body)
-            if error.code in ("ORDER_NOT_EXIST", "ORDERNOTEXIST", "http_404"):
+            if error.code in ("ORDER_NOT_EXIST", "ORDERNOTEXIST"):
                 return ChannelTrade.not_found(out_trade_no)
             raise error
         if status != 200:

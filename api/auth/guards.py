@@ -1,0 +1,121 @@
+"""Request authentication and staff scoping.
+
+`authenticate()` is what `Blueprint.login_required` calls: it reads `Authorization: Bearer
+<token>`, verifies signature, kind and age, reloads the account and puts it on `flask.g`
+(`g.account` for residents, `g.staff` for staff). Every failure to authenticate is the same
+401 (`unauthorized`) so a caller learns nothing about why; an authenticated staff member whose
+role is not allowed gets 403.
+
+Scoping (DOMAIN.md, "Who does what"): an agent (代办员) sees its village, a town office its
+town's villages, finance / department / tax / auditor the whole district. Later endpoints ask
+`staff_can_see_village` / `staff_can_see_household` or filter queries with
+`visible_village_ids`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from flask import Request, current_app, g
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.auth.models import ResidentAccount, StaffAccount
+from api.auth.tokens import KINDS, TokenInvalid, TokenKind, read_token
+from api.config import Config
+from api.db import get_session
+from api.errors import Forbidden, Unauthorized
+from api.households.models import Household, Village
+
+DISTRICT_WIDE_ROLES = frozenset({"finance", "department", "tax", "auditor"})
+_EXPIRED = "登录已过期，请重新登录"
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def authenticate(request: Request, *, kind: str, roles: tuple[str, ...] = ()) -> Any:
+    """Authenticate the request as `kind` ("resident" or "staff"); return the account."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown account kind {kind!r}")
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized()
+    settings: Config = current_app.config["SETTINGS"]
+    try:
+        claims = read_token(
+            secret_key=settings.SECRET_KEY,
+            kind=cast(TokenKind, kind),
+            token=token,
+            max_age=settings.TOKEN_TTL_SECONDS,
+        )
+    except TokenInvalid as exc:
+        raise Unauthorized(_EXPIRED if exc.expired else None) from exc
+    session = get_session()
+    if kind == "resident":
+        account = session.get(ResidentAccount, claims.account_id)
+        if account is None:
+            raise Unauthorized()
+        g.account = account
+        return account
+    staff = session.get(StaffAccount, claims.account_id)
+    if staff is None or not staff.active:
+        raise Unauthorized()
+    if roles and staff.role not in roles:
+        raise Forbidden()
+    g.staff = staff
+    return staff
+
+
+# Staff scoping ------------------------------------------------------------------------------
+
+
+def staff_sees_district(staff: StaffAccount) -> bool:
+    return staff.role in DISTRICT_WIDE_ROLES
+
+
+def staff_can_see_village(staff: StaffAccount, village: Village) -> bool:
+    """Agents: their own village; towns: their town's villages; district roles: all."""
+    if staff_sees_district(staff):
+        return True
+    if staff.role == "agent":
+        return staff.village_id is not None and staff.village_id == village.id
+    if staff.role == "town":
+        return staff.town_id is not None and staff.town_id == village.town_id
+    return False
+
+
+def staff_can_see_town(staff: StaffAccount, town_id: int) -> bool:
+    """District roles and the town's own office (an agent sees a village, not a town)."""
+    if staff_sees_district(staff):
+        return True
+    return staff.role == "town" and staff.town_id == town_id
+
+
+def staff_can_see_household(session: Session, staff: StaffAccount, household: Household) -> bool:
+    village = session.get(Village, household.village_id)
+    return village is not None and staff_can_see_village(staff, village)
+
+
+def visible_village_ids(session: Session, staff: StaffAccount) -> set[int] | None:
+    """The villages this staff member may see; `None` means the whole district (no filter)."""
+    if staff_sees_district(staff):
+        return None
+    if staff.role == "agent":
+        return {staff.village_id} if staff.village_id is not None else set()
+    if staff.role == "town" and staff.town_id is not None:
+        return set(session.scalars(select(Village.id).where(Village.town_id == staff.town_id)))
+    return set()
+
+
+def require_village(staff: StaffAccount, village: Village) -> None:
+    """Raise 404 (not 403) for a village outside the scope: its existence is not revealed."""
+    from api.errors import NotFound
+
+    if not staff_can_see_village(staff, village):
+        raise NotFound()

@@ -12,3 +12,8 @@ def register_blueprints(api: Api) -> None:
 
     for blp in (auth_blp, quote_blp, households_blp):
         api.register_blueprint(blp)
+    from api.payments.routes import blp as payments_blp
+    from api.payments.routes import finance_blp as payments_finance_blp
+
+    for blp in (payments_blp, payments_finance_blp):
+        api.register_blueprint(blp)

@@ -13,3 +13,6 @@ def register_cli(app: Flask) -> None:
     for group in (roster_cli, demo_cli, staff_cli):
         app.cli.add_command(group)
     app.cli.add_command(outbox_cli)
+    from api.payments.cli import payments_cli
+
+    app.cli.add_command(payments_cli)

@@ -1,0 +1,92 @@
+"""`Refund` 退费 and `RefundItem` 退费明细.
+
+Two kinds: automatic (a duplicate payment or a payment after close: the money the household
+should not have paid goes back) and staff-initiated (deceased, joined employee insurance,
+paid twice elsewhere…), partial by item. A refund is written in state `requested` in the
+transaction that decides it; the refund processor calls the channel after commit. State moves
+only through `api.payments.states`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from api.db import Base, UTCDateTime, utcnow
+
+
+class RefundState(StrEnum):
+    REQUESTED = "requested"  # decided, the channel not yet (successfully) asked
+    PROCESSING = "processing"  # the channel accepted; its result is pending
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the channel refused for good: finance must act
+
+
+class RefundReason(StrEnum):
+    DECEASED = "deceased"
+    EMPLOYEE_INSURED = "employee_insured"
+    DUPLICATE = "duplicate"  # staff: paid twice (e.g. cash and online)
+    OTHER = "other"
+    DUPLICATE_PAYMENT = "duplicate_payment"  # automatic: items already paid
+    PAID_AFTER_CLOSE = "paid_after_close"  # automatic: order closed before the payment
+
+
+STAFF_REASONS = (
+    RefundReason.DECEASED,
+    RefundReason.EMPLOYEE_INSURED,
+    RefundReason.DUPLICATE,
+    RefundReason.OTHER,
+)
+
+
+class Refund(Base):
+    __tablename__ = "refunds"
+    __table_args__ = (Index("ix_refunds_state_next_attempt_at", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    out_refund_no: Mapped[str] = mapped_column(String(32), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("payment_orders.id"), index=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default=RefundState.REQUESTED)
+    requested_by: Mapped[str] = mapped_column(String(64))  # "system" | "staff:3"
+    channel_refund_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    succeeded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    items: Mapped[list[RefundItem]] = relationship(
+        back_populates="refund", order_by="RefundItem.id", cascade="all, delete-orphan"
+    )
+
+
+class RefundItem(Base):
+    """One refunded premium (an order item), with the contribution it reverses if any."""
+
+    __tablename__ = "refund_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    refund_id: Mapped[int] = mapped_column(ForeignKey("refunds.id", ondelete="CASCADE"), index=True)
+    order_item_id: Mapped[int] = mapped_column(ForeignKey("payment_order_items.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    insurance: Mapped[str] = mapped_column(String(16))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    contribution_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contributions.id"), nullable=True
+    )
+
+    refund: Mapped[Refund] = relationship(back_populates="items")

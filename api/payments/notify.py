@@ -1,0 +1,248 @@
+"""Receiving gateway notifications 支付回调 (PROTOCOLS.md §1.5, §1.8, §2.4, §4, §5.5).
+
+This flow commits on its own, in this order, because each step must survive the next one's
+failure:
+
+1. the raw notification is stored in the callback log and COMMITTED first, so even one whose
+   processing later fails is on record (`store_raw`);
+2. the channel adapter verifies it (signature, app id, merchant id) and parses it — outside
+   any transaction, since the Alipay refund path may query the gateway;
+3. the verified content is applied (`settlement` / `refunds`) together with the log row's
+   outcome in ONE transaction, which is committed;
+4. only then does the route send the exact success reply.
+
+Copies of one notification (retries, or the "several servers within a few seconds" WeChat
+warns about) queue on the order's row lock (PostgreSQL SELECT … FOR UPDATE; SQLite has one
+writer): the first applies, the rest see the new state and answer success having changed
+nothing. A race lost another way (a conditional update that matched nothing, a unique
+violation on the contribution) is rolled back and applied again in a fresh transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from api.config import Config
+from api.db import Database, utcnow
+from api.payments.channels import (
+    NotificationRejected,
+    PaymentChannel,
+    Reply,
+    VerifiedNotification,
+    get_channel,
+)
+from api.payments.models import ChannelNotification, NotificationOutcome
+from api.payments.refunds import RefundApplied, apply_refund_result
+from api.payments.settlement import Applied, apply_closed, apply_payment
+from api.payments.states import LostRace
+
+log = logging.getLogger(__name__)
+
+# Headers never worth keeping (a gateway sends none of these; a probe might).
+DROPPED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+SIGNATURE_REASONS = frozenset({"bad_signature", "decrypt_failed", "unknown_serial"})
+ATTEMPTS = 4
+T = TypeVar("T")
+
+
+def receive(
+    db: Database,
+    settings: Config,
+    *,
+    channel_name: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    remote_addr: str | None,
+) -> Reply:
+    """Handle one notification end to end; returns the exact reply to send."""
+    channel = get_channel(settings, channel_name)
+    log_id = store_raw(
+        db,
+        channel=channel_name,
+        path=path,
+        headers=headers,
+        body=body,
+        remote_addr=remote_addr,
+    )
+    try:
+        verified = channel.parse_notification(headers, body, path)
+    except NotificationRejected as exc:
+        log.warning(
+            "notification rejected",
+            extra={"channel": channel_name, "reason": exc.reason, "log_id": log_id},
+        )
+        _finish_alone(
+            db,
+            log_id,
+            outcome=NotificationOutcome.REJECTED,
+            reason=exc.reason,
+            detail=exc.detail,
+            signature_valid=False if exc.reason in SIGNATURE_REASONS else None,
+        )
+        return channel.failure_reply(exc.reason)
+    return _apply(db, channel, channel_name, log_id, verified)
+
+
+def store_raw(
+    db: Database,
+    *,
+    channel: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    remote_addr: str | None,
+) -> int:
+    """Step 1: the callback log row, in its own committed transaction."""
+    session = db.session()
+    row = ChannelNotification(
+        channel=channel,
+        path=path[:128],
+        raw_body=body,
+        content_type=(headers.get("Content-Type") or None),
+        headers={k: v for k, v in headers.items() if k.lower() not in DROPPED_HEADERS},
+        remote_addr=remote_addr,
+        received_at=utcnow(),
+        outcome=NotificationOutcome.RECEIVED,
+    )
+    session.add(row)
+    session.commit()
+    return row.id
+
+
+def _apply(
+    db: Database,
+    channel: PaymentChannel,
+    channel_name: str,
+    log_id: int,
+    note: VerifiedNotification,
+) -> Reply:
+    actor = f"gateway:{channel_name}"
+    trade, refund = note.trade, note.refund
+    ids: dict[str, Any] = {
+        "kind": note.kind,
+        "signature_valid": True,
+        "event_id": (note.event_id or None) and note.event_id[:64],
+        "out_trade_no": (trade.out_trade_no if trade else refund.out_trade_no if refund else None),
+        "out_refund_no": refund.out_refund_no if refund else None,
+        "transaction_id": trade.transaction_id if trade else None,
+        "amount_fen": refund.amount_fen if refund else trade.amount_fen if trade else None,
+    }
+
+    def work(session: Session) -> Applied | RefundApplied:
+        result: Applied | RefundApplied
+        if note.kind == "payment" and trade is not None:
+            result = apply_payment(session, trade=trade, channel=channel_name, actor=actor)
+        elif note.kind == "refund" and refund is not None:
+            result = apply_refund_result(session, answer=refund, actor=actor)
+        elif note.kind == "closed" and trade is not None:
+            result = apply_closed(session, trade=trade, channel=channel_name, actor=actor)
+        else:
+            result = Applied(NotificationOutcome.IGNORED, note.kind)
+        _finish(
+            session,
+            log_id,
+            outcome=result.outcome,
+            reason=result.reason,
+            detail=getattr(result, "detail", None),
+            order_id=result.order_id,
+            **ids,
+        )
+        return result
+
+    try:
+        result = in_transaction(db, work)
+    except Exception:
+        # Not swallowed: logged with its traceback, the log row says so, and the gateway gets
+        # a failure reply so it retries (PROTOCOLS.md §1.5, §5.5); the reconciler heals too.
+        log.exception("notification processing failed", extra={"log_id": log_id})
+        _finish_alone(
+            db,
+            log_id,
+            outcome=NotificationOutcome.RECEIVED,
+            reason="processing_error",
+            detail=None,
+            signature_valid=True,
+        )
+        return channel.failure_reply("processing_error")
+    if result.outcome == NotificationOutcome.REJECTED:
+        return channel.failure_reply(result.reason or "rejected")
+    return channel.success_reply()
+
+
+def in_transaction(db: Database, work: Callable[[Session], T]) -> T:
+    """Run `work` and commit; on a lost race roll back and run it again (fresh state)."""
+    for attempt in range(1, ATTEMPTS + 1):
+        session = db.session()
+        try:
+            result = work(session)
+            session.commit()
+            return result
+        except (LostRace, IntegrityError, OperationalError) as exc:
+            # OperationalError: a PostgreSQL deadlock/serialization failure or SQLite busy.
+            session.rollback()
+            if attempt == ATTEMPTS or (isinstance(exc, OperationalError) and not _transient(exc)):
+                raise
+            log.info("lost a race, applying again", extra={"attempt": attempt})
+    raise AssertionError("unreachable")
+
+
+def _transient(exc: OperationalError) -> bool:
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code in ("40001", "40P01") or "database is locked" in str(exc)
+
+
+def _finish(
+    session: Session,
+    log_id: int,
+    *,
+    outcome: str,
+    reason: str | None,
+    detail: str | None,
+    signature_valid: bool | None = None,
+    **values: object,
+) -> None:
+    session.execute(
+        update(ChannelNotification)
+        .where(
+            ChannelNotification.id == log_id,
+            ChannelNotification.outcome == NotificationOutcome.RECEIVED,
+        )
+        .values(
+            outcome=str(outcome),
+            reason=reason,
+            detail=(detail or None) and str(detail)[:2000],
+            signature_valid=signature_valid,
+            processed_at=utcnow(),
+            **values,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _finish_alone(
+    db: Database,
+    log_id: int,
+    *,
+    outcome: str,
+    reason: str,
+    detail: str | None,
+    signature_valid: bool | None,
+) -> None:
+    session = db.session()
+    session.rollback()
+    _finish(
+        session,
+        log_id,
+        outcome=outcome,
+        reason=reason,
+        detail=detail,
+        signature_valid=signature_valid,
+    )
+    session.commit()

@@ -1,0 +1,182 @@
+"""Payments API: orders for residents, notify endpoints for the gateways, finance refunds and
+the callback log. Routes stay thin: arguments → one service call → response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, g, jsonify, request
+from flask.views import MethodView
+
+from api.config import Config
+from api.db import get_db, get_session
+from api.extensions.smorest import Blueprint, ErrorSchema
+from api.payments import idempotency, notify, refunds, service
+from api.payments.orders import NewOrder, create_order
+from api.payments.schemas import (
+    CreateOrderSchema,
+    IdempotencyHeaderSchema,
+    NotificationQuerySchema,
+    NotificationSchema,
+    OrderSchema,
+    RefundSchema,
+    StaffRefundSchema,
+)
+
+blp = Blueprint(
+    "payments", __name__, url_prefix="/api/v1/payments", description="缴费订单与支付回调"
+)
+finance_blp = Blueprint(
+    "payments_finance", __name__, url_prefix="/api/v1/finance", description="财务：退费与回调日志"
+)
+
+
+def _settings() -> Config:
+    settings: Config = current_app.config["SETTINGS"]
+    return settings
+
+
+@blp.route("")
+class Orders(MethodView):
+    @blp.login_required(kind="resident")
+    @blp.arguments(IdempotencyHeaderSchema, location="headers")
+    @blp.arguments(CreateOrderSchema)
+    @blp.response(201, OrderSchema)
+    @blp.alt_response(409, schema=ErrorSchema, description="nothing_owed / collection_closed …")
+    @blp.alt_response(502, schema=ErrorSchema, description="upstream_error: the channel failed")
+    def post(self, headers: dict[str, Any], body: dict[str, Any]) -> Response:
+        """Create an order for what the household owes and prepay it at the channel."""
+        key = idempotency.check_key(headers.get("idempotency_key"))
+        account = g.account
+        db, settings = get_db(), _settings()
+
+        def work() -> idempotency.Answer:
+            order = create_order(
+                db,
+                settings,
+                account=account,
+                request=NewOrder(**body),
+                client_ip=request.remote_addr or "",
+            )
+            view = service.order_view(db.session(), order)
+            return idempotency.Answer(201, OrderSchema().dump(view))
+
+        answer = idempotency.run_once(
+            db,
+            account_id=account.id,
+            key=key,
+            fingerprint=idempotency.request_hash("POST", request.path, body),
+            work=work,
+        )
+        response = jsonify(answer.body)
+        response.status_code = answer.status
+        return response
+
+
+@blp.route("/<string:out_trade_no>")
+class OrderById(MethodView):
+    @blp.login_required(kind="resident")
+    @blp.response(200, OrderSchema)
+    def get(self, out_trade_no: str) -> dict[str, Any]:
+        """An order of one of the resident's households: status, items, refunds."""
+        session = get_session()
+        order = service.order_for_account(
+            session, account_id=g.account.id, out_trade_no=out_trade_no
+        )
+        return service.order_view(session, order)
+
+
+def _notification(channel_name: str) -> Response:
+    reply = notify.receive(
+        get_db(),
+        _settings(),
+        channel_name=channel_name,
+        path=request.path,
+        headers=dict(request.headers.items()),
+        body=request.get_data(cache=False),
+        remote_addr=request.remote_addr,
+    )
+    return Response(reply.body, status=reply.status, content_type=reply.content_type)
+
+
+@blp.route("/notify/wechat", methods=["POST"])
+@blp.doc(security=[], summary="WeChat Pay payment notification (v2 XML or v3 JSON)")
+def notify_wechat() -> Response:
+    return _notification("wechat")
+
+
+@blp.route("/notify/wechat/refund", methods=["POST"])
+@blp.doc(security=[], summary="WeChat Pay refund notification (v2 req_info / v3 REFUND.*)")
+def notify_wechat_refund() -> Response:
+    return _notification("wechat")
+
+
+@blp.route("/notify/alipay", methods=["POST"])
+@blp.doc(security=[], summary="Alipay asynchronous notification (trade and refund results)")
+def notify_alipay() -> Response:
+    return _notification("alipay")
+
+
+# Finance ----------------------------------------------------------------------------------------
+
+
+@finance_blp.route("/refunds", methods=["POST"])
+@finance_blp.login_required(kind="staff", roles=("finance",))
+@finance_blp.arguments(StaffRefundSchema)
+@finance_blp.response(201, RefundSchema)
+def create_refund(body: dict[str, Any]) -> dict[str, Any]:
+    """Refund some items of a paid order (退费): deceased, employee insured, duplicate…
+
+    The refund is committed in state `requested`, then sent to the channel at once; if the
+    channel cannot be reached now, the worker retries.
+    """
+    db = get_db()
+    session = db.session()
+    refund = refunds.request_staff_refund(
+        session,
+        out_trade_no=body["out_trade_no"],
+        lines=[refunds.RefundLine(**line) for line in body["items"]],
+        reason=body["reason"],
+        note=body["note"],
+        actor=f"staff:{g.staff.id}",
+    )
+    session.commit()
+    refund_id = refund.id
+    refunds.process_due_refunds(db, _settings(), only=[refund_id])
+    session = db.session()
+    fresh = session.get(refunds.Refund, refund_id)
+    assert fresh is not None
+    order = session.get(refunds.PaymentOrder, fresh.order_id)
+    assert order is not None
+    return service.refund_view(fresh, order.out_trade_no)
+
+
+@finance_blp.route("/notifications", methods=["GET"])
+@finance_blp.login_required(kind="staff", roles=("finance", "auditor"))
+@finance_blp.arguments(NotificationQuerySchema, location="query")
+@finance_blp.response(200, NotificationSchema(many=True))
+@finance_blp.paginate(page_size=50, max_page_size=500)
+def list_notifications(args: dict[str, Any], pagination_parameters: Any) -> Any:
+    """The callback log 回调日志: every notification as received, with its outcome.
+
+    Filters: channel, outcome (applied | duplicate | rejected | ignored | received), reason,
+    out_trade_no, date range (Beijing dates). `format=csv` exports every matching row.
+    """
+    session = get_session()
+    fmt = args.pop("format", "json")
+    if fmt == "csv":
+        rows, total = service.list_notifications(session, offset=0, limit=service.CSV_LIMIT, **args)
+        pagination_parameters.item_count = total
+        return Response(
+            service.notifications_csv(rows),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="notifications.csv"'},
+        )
+    rows, total = service.list_notifications(
+        session,
+        offset=pagination_parameters.first_item,
+        limit=pagination_parameters.page_size,
+        **args,
+    )
+    pagination_parameters.item_count = total
+    return rows

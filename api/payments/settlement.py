@@ -1,0 +1,176 @@
+"""Settlement 入账: applying what a channel says about an order, whoever heard it.
+
+A notification, the reconciler's order query and a refused close (the channel says "already
+paid") all end here, in `apply_payment`, so a payment is applied the same way — exactly once —
+however we learn of it (DESIGN.md "The payment path" 3–4). The caller owns the transaction:
+it commits after this returns, or rolls back and calls again on `LostRace` / `IntegrityError`
+(a concurrent copy won; the second pass then sees the new state and takes the duplicate path).
+
+Decisions (documented here because the code enforces them):
+- Amount: the channel's amount must equal the order's to the fen, else nothing changes
+  (`amount_mismatch`): an over- or under-payment is never booked (DOMAIN.md 超标准收费).
+- Some or all items already paid (two family members paying at once, an agent's cash receipt
+  while an online order was open): the order becomes `duplicate`; the items not yet paid are
+  booked (the order was valid and they are still owed at the priced amounts), the already-paid
+  items get no contribution and are refunded automatically (a `Refund` in `requested`).
+- Paid after we closed it (closed, expired or failed at our end — e.g. an Alipay QR scanned
+  after close said "trade does not exist"): `paid_after_close`, nothing is booked and the
+  whole amount is refunded: the order had been superseded, its items may be in a newer order.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.audit.service import record as audit
+from api.db import utcnow
+from api.payments.channels import ChannelTrade
+from api.payments.ledger import already_paid, book_contributions
+from api.payments.models import (
+    NotificationOutcome,
+    OrderStatus,
+    PaymentOrder,
+    RefundReason,
+)
+from api.payments.refunds import request_refund
+from api.payments.states import PAID_STATES, LostRace, transition_order
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying a channel's word did (becomes the callback log's outcome)."""
+
+    outcome: NotificationOutcome
+    reason: str | None = None
+    order_id: int | None = None
+    detail: str | None = None
+
+
+def find_order(session: Session, out_trade_no: str, *, lock: bool = True) -> PaymentOrder | None:
+    """The order, row-locked on PostgreSQL (SELECT … FOR UPDATE) so copies queue up."""
+    query = select(PaymentOrder).where(PaymentOrder.out_trade_no == out_trade_no)
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).one_or_none()
+
+
+def apply_payment(session: Session, *, trade: ChannelTrade, channel: str, actor: str) -> Applied:
+    """Apply "this order is paid" from a verified notification or a channel query."""
+    order = find_order(session, trade.out_trade_no)
+    if order is None:
+        return Applied(NotificationOutcome.REJECTED, "unknown_order")
+    if order.channel != channel:
+        return _refuse(session, order, actor, "wrong_channel", f"paid via {channel}")
+    if trade.amount_fen != order.amount_fen:
+        return _refuse(
+            session,
+            order,
+            actor,
+            "amount_mismatch",
+            f"channel {trade.amount_fen} fen, order {order.amount_fen} fen",
+        )
+    if order.status in PAID_STATES:
+        if trade.transaction_id and order.transaction_id not in (None, trade.transaction_id):
+            log.warning(
+                "paid order notified with another transaction id",
+                extra={"out_trade_no": order.out_trade_no},
+            )
+            return Applied(
+                NotificationOutcome.DUPLICATE, "other_transaction_id", order.id, order.status
+            )
+        return Applied(NotificationOutcome.DUPLICATE, None, order.id, order.status)
+
+    paid_at = trade.paid_at or utcnow()
+    values = {
+        "paid_at": paid_at,
+        "transaction_id": trade.transaction_id,
+        "paid_amount_fen": trade.amount_fen,
+    }
+    items = list(order.items)
+    if order.status in (OrderStatus.CLOSED, OrderStatus.EXPIRED, OrderStatus.FAILED):
+        if not transition_order(
+            session,
+            order,
+            OrderStatus.PAID_AFTER_CLOSE,
+            actor=actor,
+            reason="paid_after_close",
+            values=values,
+        ):
+            raise LostRace(order.out_trade_no)
+        request_refund(
+            session,
+            order=order,
+            items=items,
+            reason=RefundReason.PAID_AFTER_CLOSE,
+            actor="system",
+            note="订单关闭后仍收到付款，自动退款",
+        )
+        return Applied(NotificationOutcome.APPLIED, "paid_after_close", order.id)
+
+    already = already_paid(
+        session, year=order.year, keys=((i.person_id, i.insurance) for i in items)
+    )
+    overlap = [i for i in items if (i.person_id, i.insurance) in already]
+    fresh = [i for i in items if (i.person_id, i.insurance) not in already]
+    target = OrderStatus.DUPLICATE if overlap else OrderStatus.PAID
+    if not transition_order(
+        session,
+        order,
+        target,
+        actor=actor,
+        reason="duplicate_payment" if overlap else "payment",
+        values=values,
+        detail={"already_paid_items": len(overlap)} if overlap else None,
+    ):
+        raise LostRace(order.out_trade_no)
+    book_contributions(session, order=order, items=fresh, paid_at=paid_at, source=order.channel)
+    if overlap:
+        request_refund(
+            session,
+            order=order,
+            items=overlap,
+            reason=RefundReason.DUPLICATE_PAYMENT,
+            actor="system",
+            note="部分或全部项目已缴费，自动退还重复部分",
+        )
+        return Applied(NotificationOutcome.APPLIED, "duplicate_payment", order.id)
+    return Applied(NotificationOutcome.APPLIED, None, order.id)
+
+
+def _refuse(session: Session, order: PaymentOrder, actor: str, reason: str, detail: str) -> Applied:
+    audit(
+        session,
+        actor=actor,
+        action="payments.notification.refused",
+        subject=f"order:{order.out_trade_no}",
+        outcome="refused",
+        detail={"reason": reason, "detail": detail},
+    )
+    return Applied(NotificationOutcome.REJECTED, reason, order.id, detail)
+
+
+def apply_closed(session: Session, *, trade: ChannelTrade, channel: str, actor: str) -> Applied:
+    """The channel closed the trade unpaid (Alipay TRADE_CLOSED): close ours if still open."""
+    order = find_order(session, trade.out_trade_no)
+    if order is None:
+        return Applied(NotificationOutcome.REJECTED, "unknown_order")
+    if order.channel != channel:
+        return _refuse(session, order, actor, "wrong_channel", f"closed via {channel}")
+    if order.status not in (OrderStatus.CREATED, OrderStatus.OPEN):
+        return Applied(NotificationOutcome.IGNORED, f"order_{order.status}", order.id)
+    if not transition_order(
+        session,
+        order,
+        OrderStatus.CLOSED,
+        actor=actor,
+        reason="closed_by_channel",
+        values={"closed_at": utcnow()},
+    ):
+        raise LostRace(order.out_trade_no)
+    return Applied(NotificationOutcome.APPLIED, "closed", order.id)

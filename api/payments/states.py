@@ -1,0 +1,242 @@
+"""The payments state machine 状态机: the only place order and refund states change.
+
+Every change is a conditional UPDATE (`... WHERE id = :id AND status = :from`) that returns
+whether this transaction won: two copies of one notification, a notification racing the
+reconciler, or two staff members clicking at once cannot both move the same order. A
+transition not in the tables below is a bug and raises `IllegalTransition`. Every transition
+writes an `OrderEvent` (the order's history, shown to finance) and an `AuditEvent` (the
+append-only audit log, DOMAIN.md "Prohibitions").
+
+Orders::
+
+    created ──prepay ok──▶ open ──payment──▶ paid ──refund──▶ partially_refunded ─▶ refunded
+       │                    │  ╲
+       │ prepay failed      │   ╲ payment for items already paid ▶ duplicate ─▶ (partially_)refunded
+       ▼                    ▼
+     failed            closed / expired ──payment anyway──▶ paid_after_close ─▶ refunded
+
+`created` may also go straight to closed/expired (superseded or abandoned before prepay
+answered); a payment on a `created` order (prepay answered but we crashed before recording
+it) is a normal payment.
+
+Refunds::
+
+    requested ──channel accepted──▶ processing ──▶ succeeded | failed
+        ╰──────── synchronous result (Alipay) ──────▶ succeeded | failed
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from api.audit.service import record as audit
+from api.db import utcnow
+from api.payments.models import (
+    OrderEvent,
+    OrderStatus,
+    PaymentOrder,
+    Refund,
+    RefundState,
+)
+
+S = OrderStatus
+ORDER_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    S.CREATED: frozenset({S.OPEN, S.FAILED, S.CLOSED, S.EXPIRED, S.PAID, S.DUPLICATE}),
+    S.OPEN: frozenset({S.PAID, S.DUPLICATE, S.CLOSED, S.EXPIRED}),
+    S.CLOSED: frozenset({S.PAID_AFTER_CLOSE}),
+    S.EXPIRED: frozenset({S.PAID_AFTER_CLOSE}),
+    S.FAILED: frozenset({S.PAID_AFTER_CLOSE}),
+    S.PAID: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    S.PARTIALLY_REFUNDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    S.DUPLICATE: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    S.PAID_AFTER_CLOSE: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    S.REFUNDED: frozenset(),
+}
+
+R = RefundState
+REFUND_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    R.REQUESTED: frozenset({R.PROCESSING, R.SUCCEEDED, R.FAILED}),
+    R.PROCESSING: frozenset({R.SUCCEEDED, R.FAILED}),
+    R.SUCCEEDED: frozenset(),
+    R.FAILED: frozenset(),
+}
+
+# States in which the household's money is with us for this order (the payment happened).
+PAID_STATES = frozenset({S.PAID, S.DUPLICATE, S.PAID_AFTER_CLOSE, S.PARTIALLY_REFUNDED, S.REFUNDED})
+# States a payment notification may still move (the order was never paid).
+UNPAID_STATES = frozenset({S.CREATED, S.OPEN, S.CLOSED, S.EXPIRED, S.FAILED})
+
+
+class IllegalTransition(RuntimeError):
+    """A transition the state machine does not allow: a bug in the caller, never input."""
+
+
+class LostRace(Exception):
+    """Another transaction changed the row first: roll back, re-read and decide again."""
+
+
+def transition_order(
+    session: Session,
+    order: PaymentOrder,
+    to: str,
+    *,
+    actor: str,
+    reason: str = "",
+    detail: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+    refund: Refund | None = None,
+) -> bool:
+    """Move `order` from the status it was read in to `to`; True if this transaction won.
+
+    `values` are further columns set in the same UPDATE (paid_at, transaction_id…). On a lost
+    race nothing is written and the caller must re-read the order in a fresh transaction.
+    """
+    source = order.status
+    if to not in ORDER_TRANSITIONS.get(source, frozenset()):
+        raise IllegalTransition(f"order {order.out_trade_no}: {source} → {to}")
+    now = utcnow()
+    changes = {"status": str(to), "updated_at": now, **(values or {})}
+    result = session.execute(
+        update(PaymentOrder)
+        .where(PaymentOrder.id == order.id, PaymentOrder.status == source)
+        .values(**changes)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    for key, value in changes.items():
+        set_committed_value(order, key, value)
+    _record(
+        session,
+        entity="order",
+        order_id=order.id,
+        refund_id=refund.id if refund is not None else None,
+        subject=f"order:{order.out_trade_no}",
+        source=source,
+        to=str(to),
+        actor=actor,
+        reason=reason,
+        detail=detail,
+        at=now,
+    )
+    return True
+
+
+def transition_refund(
+    session: Session,
+    refund: Refund,
+    to: str,
+    *,
+    actor: str,
+    reason: str = "",
+    detail: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+) -> bool:
+    """Move `refund` from the state it was read in to `to`; True if this transaction won."""
+    source = refund.state
+    if to not in REFUND_TRANSITIONS.get(source, frozenset()):
+        raise IllegalTransition(f"refund {refund.out_refund_no}: {source} → {to}")
+    now = utcnow()
+    changes: dict[str, Any] = {"state": str(to), "updated_at": now, **(values or {})}
+    if to == R.SUCCEEDED and "succeeded_at" not in changes:
+        changes["succeeded_at"] = now
+    result = session.execute(
+        update(Refund)
+        .where(Refund.id == refund.id, Refund.state == source)
+        .values(**changes)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    for key, value in changes.items():
+        set_committed_value(refund, key, value)
+    _record(
+        session,
+        entity="refund",
+        order_id=refund.order_id,
+        refund_id=refund.id,
+        subject=f"refund:{refund.out_refund_no}",
+        source=source,
+        to=str(to),
+        actor=actor,
+        reason=reason,
+        detail=detail,
+        at=now,
+    )
+    return True
+
+
+def record_new_refund(session: Session, refund: Refund, *, actor: str, reason: str) -> None:
+    """A refund is born `requested`: its history starts with that event (from "")."""
+    _record(
+        session,
+        entity="refund",
+        order_id=refund.order_id,
+        refund_id=refund.id,
+        subject=f"refund:{refund.out_refund_no}",
+        source="",
+        to=refund.state,
+        actor=actor,
+        reason=reason,
+        detail={"amount_fen": refund.amount_fen},
+        at=refund.created_at or utcnow(),
+    )
+
+
+def record_new_order(session: Session, order: PaymentOrder, *, actor: str) -> None:
+    """An order is born `created`: its history starts with that event (from "")."""
+    _record(
+        session,
+        entity="order",
+        order_id=order.id,
+        refund_id=None,
+        subject=f"order:{order.out_trade_no}",
+        source="",
+        to=order.status,
+        actor=actor,
+        reason="created",
+        detail={"amount_fen": order.amount_fen, "channel": order.channel},
+        at=order.created_at or utcnow(),
+    )
+
+
+def _record(
+    session: Session,
+    *,
+    entity: str,
+    order_id: int,
+    refund_id: int | None,
+    subject: str,
+    source: str,
+    to: str,
+    actor: str,
+    reason: str,
+    detail: dict[str, Any] | None,
+    at: datetime,
+) -> None:
+    session.add(
+        OrderEvent(
+            order_id=order_id,
+            refund_id=refund_id,
+            entity=entity,
+            from_state=source,
+            to_state=to,
+            actor=actor,
+            reason=reason[:64],
+            detail=detail,
+            at=at,
+        )
+    )
+    audit(
+        session,
+        actor=actor,
+        action=f"payments.{entity}.{to}" if source else f"payments.{entity}.created",
+        subject=subject,
+        detail={"from": source, "to": to, "reason": reason, **(detail or {})},
+    )

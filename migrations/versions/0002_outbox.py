@@ -23,7 +23,7 @@ def upgrade() -> None:
     sa.Column('event', sa.String(length=32), nullable=False),
     sa.Column('contribution_id', sa.BigInteger(), nullable=False),
     sa.Column('schema_version', sa.Integer(), nullable=False),
-    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
     sa.Column('year', sa.Integer(), nullable=False),
     sa.Column('insurance', sa.String(length=16), nullable=False),
     sa.Column('town_code', sa.String(length=12), nullable=False),

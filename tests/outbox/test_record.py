@@ -83,7 +83,7 @@ def test_enqueue_is_part_of_the_callers_transaction(session: Any) -> None:
 
 def test_one_record_per_contribution_event(session: Any) -> None:
     first = enqueue_contribution_event(session, make_event(1))
-    assert first.status == "pending" and first.payload["id"] == first.id
+    assert first.status == "pending" and first.record["id"] == first.id
     with pytest.raises(IntegrityError), session.begin_nested():
         enqueue_contribution_event(session, make_event(1))
 
@@ -93,8 +93,8 @@ def test_reversal_finds_the_paid_record(session: Any) -> None:
     reversal = enqueue_contribution_event(
         session, make_event(3, event="contribution.reversed", reason="退款")
     )
-    assert reversal.payload["reverses"] == paid.id
-    assert reversal.payload["reason"] == "退款"
+    assert reversal.record["reverses"] == paid.id
+    assert reversal.record["reason"] == "退款"
     with pytest.raises(RecordInvalid):  # nothing to reverse
         enqueue_contribution_event(
             session, make_event(4, event="contribution.reversed", reason="退款")

@@ -64,8 +64,11 @@ def test_relay_killed_between_confirm_and_commit_resends_and_books_once(
     stats = harness.consumer.drain()
 
     assert harness.store.booked_count() == 20
-    assert stats.booked == 20 and stats.duplicates == 20
-    assert set(harness.store.deliveries_seen().values()) == {2}
+    if harness.queue_url:  # RabbitMQ had them: each arrives twice, is booked once
+        assert stats.booked == 20 and stats.duplicates == 20
+        assert set(harness.store.deliveries_seen().values()) == {2}
+    else:  # the embedded queue shares the outbox's transaction: the crash undid the publish
+        assert stats.booked == 20 and stats.duplicates == 0
     messages = harness.messages()
     assert all(messages[i].status == SENT and messages[i].acknowledged_at for i in ids)
 
@@ -259,9 +262,9 @@ def test_consumer_rejects_a_record_that_breaks_the_schema(harness: Harness) -> N
 
         message = session.get(OutboxMessage, record_id)
         assert message is not None
-        payload = dict(message.payload)
-        payload["amount_fen"] = -1
-        message.payload = payload
+        record = message.record
+        record["amount_fen"] = -1
+        message.body = json.dumps(record)
     harness.relay()
     stats = harness.consumer.drain()
 

@@ -68,7 +68,7 @@ def yuan(fen: int) -> str:
 def rows(messages: Sequence[OutboxMessage]) -> list[list[Any]]:
     out: list[list[Any]] = []
     for m in messages:
-        r = m.payload
+        r = m.record
         sign = -1 if r["event"] == REVERSED else 1
         acknowledged = m.first_acknowledged_at
         out.append(

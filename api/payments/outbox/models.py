@@ -9,6 +9,7 @@ outbox must keep a record even if a contribution row is later archived.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -56,8 +57,10 @@ class OutboxMessage(Base):
     event: Mapped[str] = mapped_column(String(32))  # contribution.paid | contribution.reversed
     contribution_id: Mapped[int] = mapped_column(BigInteger)  # served by the unique key
     schema_version: Mapped[int] = mapped_column(Integer)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # Copied out of the payload for replay, export and listing filters.
+    # The record as published: compact UTF-8 JSON, frozen at enqueue, so every delivery and
+    # replay sends the very same bytes (and the relay neither parses nor re-serialises it).
+    body: Mapped[str] = mapped_column(Text)
+    # Copied out of the record for replay, export and listing filters.
     year: Mapped[int] = mapped_column(Integer)
     insurance: Mapped[str] = mapped_column(String(16))
     town_code: Mapped[str] = mapped_column(String(12), index=True)
@@ -77,6 +80,12 @@ class OutboxMessage(Base):
     first_acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ack_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     ack_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The record as a dict (parsed from `body`)."""
+        record: dict[str, Any] = json.loads(self.body)
+        return record
 
 
 class TaxAcknowledgement(Base):

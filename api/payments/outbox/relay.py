@@ -25,13 +25,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import JSON, Integer, String, insert, literal, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from api.db import Database, utcnow
-from api.payments.outbox.models import DEAD, PENDING, SENT, OutboxMessage
-from api.payments.outbox.record import encode
+from api.db import Database, UTCDateTime, utcnow
+from api.payments.outbox.models import DEAD, PENDING, SENT, OutboxMessage, QueueMessage
 from api.payments.outbox.service import DEFAULT_RETRY, RetryPolicy
 from api.payments.outbox.transports import (
     OutgoingMessage,
@@ -39,6 +38,7 @@ from api.payments.outbox.transports import (
     PublishResult,
     TransportUnavailable,
 )
+from api.payments.outbox.transports.dbqueue import DatabaseQueuePublisher
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +82,19 @@ class RelayTotals:
             self.last_error = outcome.unavailable
 
 
-def _due(session: Session, batch: int, *, lock: bool) -> list[tuple[str, dict, int, str, int]]:
+def _relaxed_commit(session: Session) -> None:
+    """PostgreSQL: do not wait for the WAL flush when marking rows sent. A mark lost in a
+    database crash only means the rows are sent again, which at-least-once delivery already
+    allows (the consumer de-duplicates); the payment's own transaction is not affected."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit = off"))
+
+
+def _due(session: Session, batch: int, *, lock: bool) -> list[tuple[str, str, int, str, int]]:
     query = (
         select(
             OutboxMessage.id,
-            OutboxMessage.payload,
+            OutboxMessage.body,
             OutboxMessage.schema_version,
             OutboxMessage.event,
             OutboxMessage.attempts,
@@ -101,15 +109,15 @@ def _due(session: Session, batch: int, *, lock: bool) -> list[tuple[str, dict, i
 
 
 def _publish(
-    publisher: Publisher, rows: list[tuple[str, dict, int, str, int]]
+    publisher: Publisher, rows: list[tuple[str, str, int, str, int]]
 ) -> tuple[PublishResult, str | None]:
     messages = [
         OutgoingMessage(
             message_id=record_id,
-            body=encode(payload),
+            body=body.encode("utf-8"),
             headers={"schema_version": version, "event": event},
         )
-        for record_id, payload, version, event, _attempts in rows
+        for record_id, body, version, event, _attempts in rows
     ]
     try:
         return publisher.publish(messages), None
@@ -119,7 +127,7 @@ def _publish(
 
 def _settle(
     session: Session,
-    rows: list[tuple[str, dict, int, str, int]],
+    rows: list[tuple[str, str, int, str, int]],
     result: PublishResult,
     retry: RetryPolicy,
     outcome: BatchOutcome,
@@ -162,6 +170,70 @@ def _settle(
             log.warning("tax record dead: broker refused it", extra={"record_id": record_id})
 
 
+def _relay_batch_same_database(
+    database: Database,
+    publisher: DatabaseQueuePublisher,
+    *,
+    batch: int,
+    after_publish: AfterPublishHook | None,
+) -> BatchOutcome:
+    """The embedded queue in the outbox's own database: publish and mark sent in ONE
+    transaction (INSERT … SELECT, no row leaves the database), so a crash can neither lose a
+    record nor send it twice. Same SKIP LOCKED claim on PostgreSQL."""
+    outcome = BatchOutcome()
+    t = OutboxMessage
+    with database.job() as session:
+        query = (
+            select(t.id, t.schema_version, t.event)
+            .where(t.status == PENDING, t.next_attempt_at <= utcnow())
+            .order_by(t.created_at, t.id)
+            .limit(batch)
+        )
+        if database.engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+            _relaxed_commit(session)
+        rows = session.execute(query).all()
+        outcome.claimed = len(rows)
+        if not rows:
+            return outcome
+        groups: dict[tuple[int, str], list[str]] = {}
+        for record_id, version, event in rows:
+            groups.setdefault((version, event), []).append(record_id)
+        now = utcnow()
+        q = QueueMessage
+        for (version, event), ids in groups.items():
+            headers = literal({"schema_version": version, "event": event}, JSON)
+            session.execute(
+                insert(q).from_select(
+                    [
+                        "topic",
+                        "message_id",
+                        "headers",
+                        "body",
+                        "enqueued_at",
+                        "visible_at",
+                        "delivery_count",
+                    ],
+                    select(
+                        literal(publisher.queue, String),
+                        t.id,
+                        headers,
+                        t.body,
+                        literal(now, UTCDateTime()),
+                        literal(now, UTCDateTime()),
+                        literal(0, Integer),
+                    )
+                    .where(t.id.in_(ids))
+                    .order_by(t.created_at, t.id),
+                )
+            )
+        result = PublishResult(confirmed=[r[0] for r in rows])
+        if after_publish is not None:
+            after_publish(result)
+        _settle(session, [], result, DEFAULT_RETRY, outcome)
+    return outcome
+
+
 def relay_batch(
     database: Database,
     publisher: Publisher,
@@ -175,10 +247,15 @@ def relay_batch(
     `after_publish` runs between the broker's confirms and the commit that marks rows sent
     (tests inject a crash there).
     """
+    if isinstance(publisher, DatabaseQueuePublisher) and publisher.engine is database.engine:
+        return _relay_batch_same_database(
+            database, publisher, batch=batch, after_publish=after_publish
+        )
     outcome = BatchOutcome()
     locking = database.engine.dialect.name == "postgresql"
     if locking:
         with database.job() as session:
+            _relaxed_commit(session)
             rows = _due(session, batch, lock=True)
             outcome.claimed = len(rows)
             if not rows:

@@ -33,6 +33,7 @@ from api.payments.outbox.record import (
     ContributionEvent,
     RecordInvalid,
     build_record,
+    encode,
 )
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def enqueue_contribution_event(session: Session, event: ContributionEvent) -> Ou
         event=event.event,
         contribution_id=event.contribution_id,
         schema_version=SCHEMA_VERSION,
-        payload=record,
+        body=encode(record).decode("utf-8"),
         year=event.year,
         insurance=event.insurance,
         town_code=event.town_code,

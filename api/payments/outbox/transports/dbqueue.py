@@ -62,6 +62,11 @@ class DatabaseQueuePublisher:
         self.queue = queue
         self._db = _QueueDatabase(url, engine=engine, create_table=create_table)
 
+    @property
+    def engine(self) -> Engine:
+        """The queue's engine: when it is the outbox's own, the relay publishes in-transaction."""
+        return self._db.engine
+
     def publish(self, messages: list[OutgoingMessage]) -> PublishResult:
         if not messages:
             return PublishResult()

@@ -1,0 +1,257 @@
+"""The premium rules: pure functions over (policy, person, date). No database, no clock.
+
+DOMAIN.md is the source. Medical (居民医疗): due for everyone not in employee medical and alive;
+the household is the unit; government-paid groups owe 0; subsidies reduce what is owed; after
+the window the payer owes the full cost including the government subsidy and benefits start 30
+days after payment. Pension (居民养老): ages 16–59 on the reference date, not students, not in
+employee pension; 12 tiers; the 100 tier only for the hardship groups, paid for them by
+district finance; the subsidy is credited to the account and never reduces the payment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from api.policy.errors import NotEligible, TierNotAllowed, UnknownCategory, UnknownTier
+from api.policy.idnumber import age_on
+from api.policy.model import Phase, Policy
+
+RULE_LABELS: dict[str, str] = {
+    "medical.standard": "按标准缴费",
+    "medical.government": "个人缴费部分由政府代缴",
+    "medical.subsidy": "享受医疗缴费补助",
+    "medical.age_subsidy": "享受年龄段医疗缴费补助",
+    "medical.late": "逾期缴费：全额缴纳（含各级政府补助），缴费满30日后享受待遇",
+    "medical.employee_insured": "已参加职工医疗保险，无需缴纳",
+    "medical.deceased": "已去世，无需缴纳",
+    "medical.not_born": "尚未出生，无需缴纳",
+    "pension.tier": "按所选档次缴费",
+    "pension.tier100_government": "100元档次由区财政代缴",
+    "pension.tier100_higher": "选择高于100元档次：区财政代缴100元，个人缴纳差额",
+    "pension.too_young": "未满16周岁，不参加居民养老保险",
+    "pension.too_old": "已满60周岁，按规定领取待遇，无需缴费",
+    "pension.student": "在校学生不参加居民养老保险",
+    "pension.employee_insured": "已参加职工养老保险，无需缴纳",
+    "pension.deceased": "已去世，无需缴纳",
+    "pension.tier_not_chosen": "尚未选择缴费档次",
+}
+
+
+def rule_label(rule: str) -> str:
+    """The Chinese label of a rule key such as `medical.government:dibao`."""
+    return RULE_LABELS.get(rule.split(":", 1)[0], rule)
+
+
+@dataclass(frozen=True)
+class PersonFacts:
+    """What the rules need to know about one person (from the roster or a quote request)."""
+
+    birth_date: date
+    categories: frozenset[str] = frozenset()
+    student: bool = False
+    employee_pension: bool = False
+    employee_medical: bool = False
+    deceased_on: date | None = None
+    residence_permit: bool = False
+    pension_tier: int | None = None
+
+
+@dataclass(frozen=True)
+class MedicalQuote:
+    due: bool
+    owed_fen: int
+    government_pays_fen: int
+    subsidy_fen: int
+    late: bool
+    rule: str
+
+
+@dataclass(frozen=True)
+class PensionQuote:
+    eligible: bool
+    tier: int | None
+    owed_fen: int
+    government_pays_fen: int
+    subsidy_fen: int
+    rule: str
+
+
+@dataclass(frozen=True)
+class MemberQuote:
+    age: int
+    medical: MedicalQuote
+    pension: PensionQuote
+
+
+@dataclass(frozen=True)
+class Totals:
+    owed_fen: int
+    medical_owed_fen: int
+    pension_owed_fen: int
+    government_pays_fen: int
+    subsidy_fen: int
+
+
+@dataclass(frozen=True)
+class HouseholdQuote:
+    members: tuple[MemberQuote, ...]
+    totals: Totals
+
+
+def unknown_categories(policy: Policy, categories: Iterable[str]) -> set[str]:
+    return set(categories) - policy.category_keys
+
+
+def is_late(policy: Policy, on: date) -> bool:
+    """Paying after the concentrated window (逾期缴费)."""
+    return on > policy.window_end
+
+
+def phase_on(policy: Policy, on: date) -> Phase | None:
+    for phase in policy.phases:
+        if phase.start <= on <= phase.end:
+            return phase
+    return None
+
+
+def collection_open(policy: Policy, on: date) -> bool:
+    """May a resident pay online on `on` (closed before the payment phase and after the year)."""
+    phase = phase_on(policy, on)
+    return phase is not None and phase.collection_open
+
+
+def benefit_start(policy: Policy, paid_on: date) -> date:
+    """Coverage starts with the year, or 30 days after a late payment (DOMAIN.md, 逾期)."""
+    if is_late(policy, paid_on):
+        delayed = paid_on + timedelta(days=policy.medical.late_benefit_delay_days)
+        return max(delayed, policy.coverage_start)
+    return policy.coverage_start
+
+
+def _dead(person: PersonFacts, on: date) -> bool:
+    return person.deceased_on is not None and person.deceased_on <= on
+
+
+def quote_medical(policy: Policy, person: PersonFacts, on: date) -> MedicalQuote:
+    med = policy.medical
+    late = is_late(policy, on)
+    if person.birth_date > on:
+        return MedicalQuote(False, 0, 0, 0, late, "medical.not_born")
+    if _dead(person, on):
+        return MedicalQuote(False, 0, 0, 0, late, "medical.deceased")
+    if person.employee_medical:
+        return MedicalQuote(False, 0, 0, 0, late, "medical.employee_insured")
+
+    # The government-paid groups: the department pays the individual part, late or not.
+    government = sorted(person.categories & med.government_categories)
+    if government:
+        rule = f"medical.government:{government[0]}"
+        return MedicalQuote(True, 0, med.premium_fen, 0, late, rule)
+
+    if late and not med.late_keeps_subsidies:
+        return MedicalQuote(True, med.late_premium_fen, 0, 0, True, "medical.late")
+
+    # Most favourable subsidy wins; ties go to the first key in sorted order (deterministic).
+    premium = med.late_premium_fen if late else med.premium_fen
+    best_rule, best_subsidy = ("medical.late" if late else "medical.standard"), 0
+    for key, amount in med.category_subsidy_fen:
+        if key in person.categories and amount > best_subsidy:
+            best_rule, best_subsidy = f"medical.subsidy:{key}", amount
+    age = age_on(person.birth_date, policy.age_reference_date)
+    for band in med.age_subsidies:
+        in_band = band.min_age <= age and (
+            band.max_age_exclusive is None or age < band.max_age_exclusive
+        )
+        if in_band and band.subsidy_fen > best_subsidy:
+            best_rule, best_subsidy = f"medical.age_subsidy:{band.label}", band.subsidy_fen
+    subsidy = min(best_subsidy, premium)
+    return MedicalQuote(True, premium - subsidy, 0, subsidy, late, best_rule)
+
+
+def _pension_ineligible_rule(policy: Policy, person: PersonFacts, on: date) -> str | None:
+    if _dead(person, on):
+        return "pension.deceased"
+    if person.employee_pension:
+        return "pension.employee_insured"
+    age = age_on(person.birth_date, policy.age_reference_date)
+    if person.birth_date > policy.age_reference_date or age < policy.pension.min_age:
+        return "pension.too_young"
+    if age >= policy.pension.max_age_exclusive:
+        return "pension.too_old"
+    if person.student:
+        return "pension.student"
+    return None
+
+
+def allowed_tiers(policy: Policy, categories: frozenset[str]) -> tuple[int, ...]:
+    """The tiers a person with `categories` may choose (100 only for the hardship groups)."""
+    if categories & policy.pension.tier100_categories:
+        if policy.pension.tier100_may_choose_higher:
+            return policy.pension.tiers
+        return (100,)
+    return tuple(t for t in policy.pension.tiers if t != 100)
+
+
+def check_tier(policy: Policy, person: PersonFacts, tier: int, on: date | None = None) -> None:
+    """Raise unless `person` may choose `tier` (on `on`, default the reference date)."""
+    unknown = unknown_categories(policy, person.categories)
+    if unknown:
+        raise UnknownCategory(field="categories")
+    if tier not in policy.pension.tiers:
+        raise UnknownTier(field="pension_tier")
+    if _pension_ineligible_rule(policy, person, on or policy.age_reference_date) is not None:
+        raise NotEligible(field="pension_tier")
+    if tier not in allowed_tiers(policy, person.categories):
+        raise TierNotAllowed(field="pension_tier")
+
+
+def quote_pension(policy: Policy, person: PersonFacts, on: date) -> PensionQuote:
+    pen = policy.pension
+    refused = _pension_ineligible_rule(policy, person, on)
+    if refused is not None:
+        return PensionQuote(False, None, 0, 0, 0, refused)
+    hardship = bool(person.categories & pen.tier100_categories)
+    tier = person.pension_tier
+    if tier is None and hardship:
+        tier = 100
+    if tier is None:
+        return PensionQuote(True, None, 0, 0, 0, "pension.tier_not_chosen")
+    check_tier(policy, person, tier, on)
+    subsidy = pen.subsidy_fen(tier)
+    if hardship:
+        government = pen.tier100_government_pays_fen
+        rule = "pension.tier100_government" if tier == 100 else "pension.tier100_higher"
+        return PensionQuote(True, tier, tier * 100 - government, government, subsidy, rule)
+    return PensionQuote(True, tier, tier * 100, 0, subsidy, "pension.tier")
+
+
+def quote_member(policy: Policy, person: PersonFacts, on: date) -> MemberQuote:
+    unknown = unknown_categories(policy, person.categories)
+    if unknown:
+        raise UnknownCategory(f"未知的人员类别：{'、'.join(sorted(unknown))}", field="categories")
+    return MemberQuote(
+        age=age_on(person.birth_date, policy.age_reference_date),
+        medical=quote_medical(policy, person, on),
+        pension=quote_pension(policy, person, on),
+    )
+
+
+def totals_of(members: Sequence[MemberQuote]) -> Totals:
+    medical = sum(m.medical.owed_fen for m in members)
+    pension = sum(m.pension.owed_fen for m in members)
+    return Totals(
+        owed_fen=medical + pension,
+        medical_owed_fen=medical,
+        pension_owed_fen=pension,
+        government_pays_fen=sum(
+            m.medical.government_pays_fen + m.pension.government_pays_fen for m in members
+        ),
+        subsidy_fen=sum(m.medical.subsidy_fen + m.pension.subsidy_fen for m in members),
+    )
+
+
+def quote_household(policy: Policy, persons: Sequence[PersonFacts], on: date) -> HouseholdQuote:
+    members = tuple(quote_member(policy, p, on) for p in persons)
+    return HouseholdQuote(members=members, totals=totals_of(members))

@@ -40,7 +40,7 @@ from api.db import utcnow
 from api.households.models import Household, Person, PersonCategory, Town, Village
 from api.households.roster_files import RosterRow
 from api.households.roster_writer import BulkWriter
-from api.policy.idnumber import InvalidIdNumber, birth_date_of, normalize_id_number, sex_of
+from api.policy.idnumber import InvalidIdNumber, normalize_id_number
 from api.policy.model import load_policy
 
 _BOOLEANS = {"1": True, "0": False, "": False, "是": True, "否": False}
@@ -65,7 +65,6 @@ CATEGORY_LABELS = {
     "优抚对象": "youfu",
     "孤儿": "orphan",
 }
-_ID_SHAPE = re.compile(r"^\d{17}[\dX]$")
 _DATE_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -131,20 +130,11 @@ class _Plan:
     category_inserts: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _id_error(raw: str, exc: InvalidIdNumber) -> tuple[str, str]:
-    """Classify a refused ID number into this import's stable codes."""
-    message = getattr(exc, "message", "") or "身份证号无效"
-    value = raw.strip().upper()
-    if not _ID_SHAPE.match(value):
-        return "id_number_format", message
-    try:
-        date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
-    except ValueError:
-        return "id_number_birth_date", message
-    code = str(getattr(exc, "code", ""))
-    if "birth" in code:
-        return "id_number_birth_date", message
-    return "id_number_check", message
+_ID_REASONS = {
+    "format": "id_number_format",
+    "birth_date": "id_number_birth_date",
+    "check_character": "id_number_check",
+}
 
 
 def import_roster(
@@ -296,21 +286,22 @@ def _validate(
         elif len(household_no) > 32:
             errors.append(RowError(line, "bad_household_no", "户号超过 32 个字符", "household_no"))
 
-        id_number = None
-        birth = None
+        id_number: str | None = None
+        birth: date | None = None
         sex = ""
         if not row.id_number:
             errors.append(RowError(line, "missing_id_number", "身份证号为空", "id_number"))
         else:
             try:
                 id_number = normalize_id_number(row.id_number)
-                birth = birth_date_of(id_number)
-                sex = sex_of(id_number)
             except InvalidIdNumber as exc:
-                code, message = _id_error(row.id_number, exc)
-                errors.append(RowError(line, code, message, "id_number"))
-                id_number = None
+                code = _ID_REASONS.get(exc.reason, "id_number_format")
+                errors.append(RowError(line, code, exc.message, "id_number"))
             else:
+                # Normalized, so the slices are a valid date and digit (idnumber.birth_date_of
+                # and sex_of would validate the number twice more: 3x the cost at 440k rows).
+                birth = date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
+                sex = "M" if int(id_number[16]) % 2 else "F"
                 if birth > today:
                     errors.append(
                         RowError(

@@ -1,0 +1,98 @@
+"""`flask roster import` / `flask demo ...`: exit codes, output, and what ends up written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import func, select
+
+from api.households.models import Person, Town
+from api.households.roster_files import COLUMNS
+
+MIXED = Path(__file__).parent / "fixtures" / "roster_mixed.csv"
+
+
+def _persons(app: Flask) -> int:
+    with app.app_context():
+        session = app.extensions["database"].session()
+        return session.scalar(select(func.count()).select_from(Person)) or 0
+
+
+def _run(app: Flask, *args: str):  # type: ignore[no-untyped-def]
+    app.config["APP_TODAY"] = "2019-11-05"
+    return app.test_cli_runner().invoke(args=list(args))
+
+
+def test_import_with_bad_rows_exits_1_and_writes_nothing(app: Flask) -> None:
+    result = _run(app, "roster", "import", str(MIXED))
+    assert result.exit_code == 1
+    assert "第 4 行：" in result.output and "[id_number_check]" in result.output
+    assert "第 14 行：" in result.output
+    assert "导入被拒绝" in result.output
+    assert _persons(app) == 0
+
+
+def test_import_skip_bad_exits_0_with_a_warning(app: Flask) -> None:
+    result = _run(app, "roster", "import", str(MIXED), "--skip-bad")
+    assert result.exit_code == 0, result.output
+    assert "新增 4 人" in result.output and "跳过 10 行" in result.output
+    assert "警告：跳过了 10 行" in result.output
+    assert _persons(app) == 4
+
+
+def test_import_json_report(app: Flask) -> None:
+    result = _run(app, "roster", "import", str(MIXED), "--skip-bad", "--json")
+    assert result.exit_code == 0
+    start = result.output.index("{")
+    report = json.loads(result.output[start : result.output.rindex("}") + 1])
+    assert report["created"] == 4 and report["skipped"] == 10
+    assert report["errors"][0] == {
+        "line": 4,
+        "code": "id_number_check",
+        "message": report["errors"][0]["message"],
+        "column": "id_number",
+    }
+
+
+def test_unreadable_file_exits_2(app: Flask, tmp_path: Path) -> None:
+    bad_header = tmp_path / "r.csv"
+    bad_header.write_text("town,village\n", encoding="utf-8")
+    result = _run(app, "roster", "import", str(bad_header))
+    assert result.exit_code == 2 and "[bad_header]" in result.output
+    other = tmp_path / "r.json"
+    other.write_text("{}", encoding="utf-8")
+    assert _run(app, "roster", "import", str(other)).exit_code == 2
+
+
+def test_dry_run_writes_nothing(app: Flask) -> None:
+    assert _run(app, "roster", "import", str(MIXED), "--dry-run").exit_code == 1
+    result = _run(app, "roster", "import", str(MIXED), "--dry-run", "--skip-bad")
+    assert result.exit_code == 0 and "将新增 4 人" in result.output
+    assert _persons(app) == 0
+
+
+def test_demo_load_export_and_reimport(app: Flask, tmp_path: Path) -> None:
+    result = _run(app, "demo", "load", "--scale", "0.0005", "--seed", "3", "--if-empty")
+    assert result.exit_code == 0, result.output
+    loaded = _persons(app)
+    assert loaded == 219  # sum of round(medical target × 0.0005) over the 10 towns
+    with app.app_context():
+        session = app.extensions["database"].session()
+        assert session.scalar(select(func.count()).select_from(Town)) == 10
+
+    skipped = _run(app, "demo", "load", "--scale", "0.0005", "--if-empty")
+    assert skipped.exit_code == 0 and "跳过" in skipped.output
+    assert _persons(app) == loaded
+
+    for fmt in ("csv", "xlsx"):
+        path = tmp_path / f"roster.{fmt}"
+        exported = _run(app, "demo", "export-roster", str(path), "--scale", "0.0005", "--seed", "3")
+        assert exported.exit_code == 0
+        if fmt == "csv":
+            assert path.read_text(encoding="utf-8").splitlines()[0] == ",".join(COLUMNS)
+        again = _run(app, "roster", "import", str(path))
+        assert again.exit_code == 0, again.output
+        assert "新增 0 人" in again.output and f"未变 {loaded} 人" in again.output
+    assert _persons(app) == loaded

@@ -82,9 +82,7 @@ def book_contributions(
             channel_transaction_id=order.transaction_id,
             paid_at=paid_at,
             late=item.late,
-            benefit_start=benefit_start(
-                year=item.year, insurance=item.insurance, paid_on=day, late=item.late
-            ),
+            benefit_start=benefit_start(year=item.year, insurance=item.insurance, paid_on=day),
             status=ContributionStatus.PAID,
         )
         session.add(contribution)

@@ -13,15 +13,19 @@ priced exactly as the household's premium page shows them (DESIGN.md "The paymen
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from api.clock import BEIJING
+from api.errors import InvalidInput
 from api.households.models import Enrollment, Person
 from api.payments import ledger
+from api.policy import Policy, load_policy, rules
+from api.policy.errors import RuleError, UnknownYear
+from api.policy.rules import PersonFacts
 
 
 @dataclass(frozen=True)
@@ -38,50 +42,70 @@ class Due:
     rule: str
 
 
-def _policy(year: int):  # type: ignore[no-untyped-def]
-    from api.policy import load_policy
-
-    return load_policy(year)
+def _policy(year: int) -> Policy:
+    try:
+        return load_policy(year)
+    except UnknownYear as exc:
+        raise InvalidInput(
+            f"{year} 年度缴费政策尚未发布", errors={"json": {"year": ["没有该年度的缴费政策"]}}
+        ) from exc
 
 
 def collection_open(*, year: int, on: date) -> bool:
-    """Whether residents may pay for `year` on `on` (policy phases; late payment included)."""
-    from api.policy import rules
-
-    return bool(rules.collection_open(_policy(year), on))
-
-
-def is_late(*, year: int, on: date) -> bool:
-    from api.policy import rules
-
-    return bool(rules.is_late(_policy(year), on))
+    """Whether residents may pay for `year` on `on` (the policy's phases; late payment is open
+    until the end of the insurance year)."""
+    return rules.collection_open(_policy(year), on)
 
 
 def price_valid_until(*, year: int, on: date, late: bool) -> datetime:
     """Until when an order priced on `on` may be paid at that price: an on-time order must
-    not be paid after the window closes (it would then owe the late amount), so it expires
-    at the end of the window's last day at the latest (Beijing midnight)."""
-    if late:
-        return datetime.max.replace(tzinfo=UTC)
+    not be paid after the window closes (it would then owe the late amount), so it expires at
+    the end of the window's last day (Beijing midnight) at the latest; a late order at the end
+    of the insurance year."""
     policy = _policy(year)
-    last_day: date = policy.window_end
+    last_day = policy.coverage_end if late else policy.window_end
     return datetime.combine(last_day + timedelta(days=1), time(0), BEIJING).astimezone(UTC)
 
 
-def benefit_start(*, year: int, insurance: str, paid_on: date, late: bool) -> date:
-    """When cover begins: the policy's rule (late medical: paid_on + 30 days, DOMAIN.md)."""
-    from api.policy import rules
+def benefit_start(*, year: int, insurance: str, paid_on: date) -> date:
+    """When cover begins (DOMAIN.md 逾期): medical paid late starts `late_benefit_delay_days`
+    (30) after payment; pension follows `pension.late_rule` ("none" in 2020: with the year)."""
+    policy = _policy(year)
+    if insurance == "pension" and policy.pension.late_rule == "none":
+        return policy.coverage_start
+    return rules.benefit_start(policy, paid_on)
 
-    return rules.benefit_start(_policy(year), paid_on, late=late, insurance=insurance)  # type: ignore[no-any-return]
+
+def facts_of(person: Person, year: int, policy: Policy) -> PersonFacts:
+    """The rules' view of a registered person, with the tier chosen for `year`.
+
+    Tolerant of stored data the year's policy no longer accepts, exactly as the premiums page
+    is: unknown categories are ignored, and a tier the person may no longer take reads as "no
+    tier chosen" (so nothing is charged for it until the family chooses again).
+    """
+    tier = _tier(person.enrollments, year)
+    facts = PersonFacts(
+        birth_date=person.birth_date,
+        categories=frozenset(c.category for c in person.categories) & policy.category_keys,
+        student=person.student,
+        employee_pension=person.employee_pension,
+        employee_medical=person.employee_medical,
+        deceased_on=person.deceased_on,
+        residence_permit=person.residence_permit,
+        pension_tier=tier,
+    )
+    if tier is not None:
+        try:
+            rules.check_tier(policy, facts, tier)
+        except RuleError:
+            facts = replace(facts, pension_tier=None)
+    return facts
 
 
 def dues(
     session: Session, *, household_id: int, year: int, on: date, insurances: Sequence[str]
 ) -> list[Due]:
     """Every premium the household owes now for `insurances`, per the rules above."""
-    from api.policy import rules
-    from api.policy.rules import PersonFacts
-
     policy = _policy(year)
     members = session.scalars(
         select(Person)
@@ -89,36 +113,23 @@ def dues(
         .options(selectinload(Person.categories), selectinload(Person.enrollments))
         .order_by(Person.id)
     ).all()
-    late = bool(rules.is_late(policy, on))
     result: list[Due] = []
     for person in members:
-        tier = _tier(person.enrollments, year)
-        facts = PersonFacts(
-            id_number=person.id_number,
-            name=person.name,
-            categories=sorted(person.category_keys),
-            student=person.student,
-            employee_pension=person.employee_pension,
-            employee_medical=person.employee_medical,
-            residence_permit=person.residence_permit,
-            deceased_on=person.deceased_on,
-            pension_tier=tier,
-        )
-        quote = rules.quote_member(policy, facts, on)
-        if "medical" in insurances and quote.medical.due and quote.medical.owed_fen > 0:
+        quote = rules.quote_member(policy, facts_of(person, year, policy), on)
+        medical, pension = quote.medical, quote.pension
+        if "medical" in insurances and medical.due and medical.owed_fen > 0:
             result.append(
                 Due(
                     person_id=person.id,
                     insurance="medical",
-                    amount_fen=int(quote.medical.owed_fen),
-                    government_pays_fen=int(quote.medical.government_pays_fen),
-                    subsidy_fen=0,
+                    amount_fen=medical.owed_fen,
+                    government_pays_fen=medical.government_pays_fen,
+                    subsidy_fen=medical.subsidy_fen,
                     pension_tier=None,
-                    late=late,
-                    rule=str(quote.medical.rule),
+                    late=medical.late,
+                    rule=medical.rule,
                 )
             )
-        pension = quote.pension
         if (
             "pension" in insurances
             and pension.eligible
@@ -129,12 +140,12 @@ def dues(
                 Due(
                     person_id=person.id,
                     insurance="pension",
-                    amount_fen=int(pension.owed_fen),
-                    government_pays_fen=int(pension.government_pays_fen),
-                    subsidy_fen=int(pension.subsidy_fen),
-                    pension_tier=int(pension.tier),
-                    late=late,
-                    rule=str(pension.rule),
+                    amount_fen=pension.owed_fen,
+                    government_pays_fen=pension.government_pays_fen,
+                    subsidy_fen=pension.subsidy_fen,
+                    pension_tier=pension.tier,
+                    late=rules.is_late(policy, on),
+                    rule=pension.rule,
                 )
             )
     paid = ledger.already_paid(

@@ -1,0 +1,438 @@
+"""Households seen by residents: binding 绑定, premiums 应缴保费 and pension tiers 缴费档次.
+
+Rules come from `api.policy` (pure functions over the year's policy); this module loads the
+persons, turns them into the rules' inputs, applies masking and stores choices. It flushes,
+never commits: the routes commit (STYLE.md 4).
+
+Binding (DESIGN.md, mini-program contract): a resident proves membership of a household by an
+ID number and the exact name of a registered person. A wrong pair and an unknown ID number
+get the same refusal (`BindRefused`), and the failure is recorded (`BindAttempt`) so repeated
+guesses from one account or one address are throttled (`BindThrottled`, 429 + Retry-After).
+The refusal is returned, not raised, so the route can commit the attempt and its audit event
+before answering.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from api.audit.service import record
+from api.auth.models import BindAttempt, HouseholdBinding
+from api.errors import Conflict, InvalidInput, NotFound, TooManyRequests
+from api.households.models import Enrollment, Household, Person, Village
+from api.households.quotes import (
+    HouseholdQuote,
+    PolicyUnavailable,
+    facts_of,
+    policy_for_year,
+    quote_people,
+    tier_error,
+    year_message,
+)
+from api.policy.idnumber import mask_id_number, mask_name
+
+log = logging.getLogger(__name__)
+
+BIND_REFUSED_MESSAGE = "身份证号码与姓名不匹配，或该人员不在参保名册中，请核对后重试"
+
+
+class BindRefused(NotFound):
+    """The ID number and name do not identify a registered living person (same for all causes)."""
+
+    code = "bind_failed"
+    message = BIND_REFUSED_MESSAGE
+
+
+class BindThrottled(TooManyRequests):
+    """Too many failed binds from this account or address; `retry_after` in seconds."""
+
+    message = "绑定失败次数过多，请稍后再试"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+
+
+# Binding -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BindSettings:
+    max_failures: int
+    window_seconds: int
+
+
+@dataclass
+class BindOutcome:
+    """Either `household` + `person` (bound) or `refusal` (to raise after committing)."""
+
+    household: Household | None = None
+    person: Person | None = None
+    refusal: BindRefused | BindThrottled | None = None
+
+
+def _retry_after(
+    session: Session, condition: Any, *, settings: BindSettings, since: datetime, now: datetime
+) -> int:
+    """Seconds until fewer than `max_failures` failures matching `condition` remain."""
+    recent = list(
+        session.scalars(
+            select(BindAttempt.at)
+            .where(condition, BindAttempt.at > since)
+            .order_by(BindAttempt.at.desc())
+            .limit(settings.max_failures)
+        )
+    )
+    if len(recent) < settings.max_failures:
+        return 0
+    oldest_counted = recent[-1]
+    wait = oldest_counted + timedelta(seconds=settings.window_seconds) - now
+    return max(1, math.ceil(wait.total_seconds()))
+
+
+def bind_household(
+    session: Session,
+    *,
+    account_id: int,
+    id_number: str,
+    name: str,
+    remote_addr: str,
+    settings: BindSettings,
+    now: datetime,
+    today: date,
+) -> BindOutcome:
+    """Bind the account to the household of the person (ID number, name); see module doc.
+
+    `id_number` must already be normalised (the schema does it); `name` is compared exactly
+    after stripping surrounding spaces. A deceased person cannot be used to bind.
+    """
+    actor = f"resident:{account_id}"
+    masked = {"id_number": mask_id_number(id_number), "name": mask_name(name.strip() or "?")}
+    since = now - timedelta(seconds=settings.window_seconds)
+    wait = max(
+        _retry_after(
+            session, BindAttempt.account_id == account_id, settings=settings, since=since, now=now
+        ),
+        _retry_after(
+            session, BindAttempt.remote_addr == remote_addr, settings=settings, since=since, now=now
+        ),
+    )
+    if wait > 0:
+        record(
+            session,
+            actor=actor,
+            action="household.bind",
+            outcome="refused",
+            detail={**masked, "reason": "throttled"},
+            remote_addr=remote_addr,
+        )
+        session.flush()
+        return BindOutcome(refusal=BindThrottled(wait))
+
+    person = session.scalars(select(Person).where(Person.id_number == id_number)).one_or_none()
+    # Compare even when nobody matched, so both refusals do the same work.
+    stored_name = person.name if person is not None else "\x00"
+    name_ok = hmac.compare_digest(stored_name.encode(), name.strip().encode())
+    reason = None
+    if person is None:
+        reason = "unknown"
+    elif not name_ok:
+        reason = "name_mismatch"
+    elif person.deceased_on is not None and person.deceased_on <= today:
+        reason = "deceased"
+    if reason is not None or person is None:
+        session.add(BindAttempt(account_id=account_id, remote_addr=remote_addr[:64], at=now))
+        record(
+            session,
+            actor=actor,
+            action="household.bind",
+            outcome="refused",
+            detail={**masked, "reason": reason},
+            remote_addr=remote_addr,
+        )
+        session.flush()
+        log.info("bind refused: account=%s reason=%s", account_id, reason)
+        return BindOutcome(refusal=BindRefused())
+
+    existing = session.scalars(
+        select(HouseholdBinding).where(
+            HouseholdBinding.account_id == account_id,
+            HouseholdBinding.household_id == person.household_id,
+        )
+    ).one_or_none()
+    if existing is None:
+        session.add(
+            HouseholdBinding(
+                account_id=account_id, household_id=person.household_id, person_id=person.id
+            )
+        )
+    else:
+        existing.person_id = person.id  # the latest proof decides whose record is unmasked
+    record(
+        session,
+        actor=actor,
+        action="household.bind",
+        subject=f"household:{person.household_id}",
+        detail={**masked, "new": existing is None},
+        remote_addr=remote_addr,
+    )
+    session.flush()
+    household = load_household(session, person.household_id)
+    return BindOutcome(household=household, person=person)
+
+
+def load_household(session: Session, household_id: int) -> Household:
+    """The household with village, town, members, categories and enrollments in 4 queries."""
+    household = session.scalars(
+        select(Household)
+        .where(Household.id == household_id)
+        .options(
+            selectinload(Household.village).selectinload(Village.town),
+            selectinload(Household.members).selectinload(Person.categories),
+            selectinload(Household.members).selectinload(Person.enrollments),
+        )
+    ).one_or_none()
+    if household is None:
+        raise NotFound()
+    return household
+
+
+def bound_person_id(session: Session, *, account_id: int, household_id: int) -> int:
+    """The person through whom the account is bound to the household.
+
+    Raises 404 (not 403) when the account is not bound: a resident cannot learn whether a
+    household id exists (the ids are sequential and would be enumerable).
+    """
+    person_id = session.scalar(
+        select(HouseholdBinding.person_id).where(
+            HouseholdBinding.account_id == account_id,
+            HouseholdBinding.household_id == household_id,
+        )
+    )
+    if person_id is None:
+        raise NotFound("未找到该家庭，或您尚未绑定该家庭")
+    return int(person_id)
+
+
+def household_view(household: Household, *, viewer_person_id: int | None) -> dict[str, Any]:
+    """The household as a resident sees it: other members masked, their own record in full."""
+    village = household.village
+    return {
+        "id": household.id,
+        "household_no": household.household_no,
+        "village": {"code": village.code, "name": village.name},
+        "town": {"code": village.town.code, "name": village.town.name},
+        "members": [
+            member_identity(p, viewer_person_id=viewer_person_id) for p in household.members
+        ],
+    }
+
+
+def member_identity(person: Person, *, viewer_person_id: int | None) -> dict[str, Any]:
+    is_self = person.id == viewer_person_id
+    return {
+        "person_id": person.id,
+        "name": person.name if is_self else mask_name(person.name),
+        "id_number": person.id_number if is_self else mask_id_number(person.id_number),
+        "is_self": is_self,
+        "deceased": person.deceased_on is not None,
+    }
+
+
+# Premiums ------------------------------------------------------------------------------------
+
+
+def paid_items(session: Session, *, household_id: int, year: int) -> set[tuple[int, str]]:
+    """HOOK for the payments package: the (person_id, insurance) pairs already paid for `year`.
+
+    Returns every item of the household's members that has a confirmed `Contribution` (缴费记录)
+    for the year, whatever its source (wechat, alipay, agent cash, counter, government 代缴
+    batch), and not reversed by a refund. Insurance is "medical" or "pension".
+
+    Until `api/payments/` lands this returns an empty set (nothing paid). The payments engineer
+    replaces the body with one query (e.g. `select(Contribution.person_id,
+    Contribution.insurance).join(Person).where(Person.household_id == household_id,
+    Contribution.year == year, <not refunded>)`); the premiums endpoint, the tier endpoint
+    (which refuses to change a paid pension tier) and the benchmark call it once per request,
+    so keep it one indexed query.
+    """
+    return set()
+
+
+def item_status(*, due: bool, owed_fen: int, government_fen: int, paid: bool) -> str:
+    """`paid` | `government` (代缴 covers it, nothing to pay) | `not_due` | `unpaid`."""
+    if paid:
+        return "paid"
+    if not due:
+        return "not_due"
+    if owed_fen == 0 and government_fen > 0:
+        return "government"
+    if owed_fen == 0:
+        return "not_due"
+    return "unpaid"
+
+
+def household_premiums(
+    session: Session,
+    *,
+    household_id: int,
+    year: int,
+    viewer_person_id: int,
+    today: date,
+) -> dict[str, Any]:
+    """What each member of the household owes for `year` on `today`, with payment status."""
+    policy = _policy(year)
+    household = load_household(session, household_id)
+    people = list(household.members)
+    quote = quote_people(policy, [facts_of(p, year) for p in people], on=today)
+    paid = paid_items(session, household_id=household_id, year=year)
+    return _premiums_body(household, people, quote, paid, viewer_person_id, year, today)
+
+
+def _premiums_body(
+    household: Household,
+    people: list[Person],
+    quote: HouseholdQuote,
+    paid: set[tuple[int, str]],
+    viewer_person_id: int,
+    year: int,
+    today: date,
+) -> dict[str, Any]:
+    members = [
+        _member_body(person, line, paid, viewer_person_id)
+        for person, line in zip(people, quote.members, strict=True)
+    ]
+    unpaid = sum(
+        m[insurance]["owed_fen"]
+        for m in members
+        for insurance in ("medical", "pension")
+        if m[insurance]["status"] == "unpaid"
+    )
+    return {
+        "household_id": household.id,
+        "year": year,
+        "as_of": today,
+        "late": quote.late,
+        "collection_open": quote.collection_open,
+        "members": members,
+        "totals": {**quote.totals, "unpaid_fen": unpaid},
+    }
+
+
+def _member_body(
+    person: Person, line: dict[str, Any], paid: set[tuple[int, str]], viewer_person_id: int
+) -> dict[str, Any]:
+    medical = dict(line["medical"])
+    pension = dict(line["pension"])
+    medical["status"] = item_status(
+        due=medical["due"],
+        owed_fen=medical["owed_fen"],
+        government_fen=medical["government_pays_fen"],
+        paid=(person.id, "medical") in paid,
+    )
+    pension_paid = (person.id, "pension") in paid
+    if pension["eligible"] and pension["tier"] is None and not pension_paid:
+        pension["status"] = "tier_required"
+    else:
+        pension["status"] = item_status(
+            due=pension["eligible"],
+            owed_fen=pension["owed_fen"],
+            government_fen=pension["government_pays_fen"],
+            paid=pension_paid,
+        )
+    return {
+        **member_identity(person, viewer_person_id=viewer_person_id),
+        "age": line["age"],
+        "medical": medical,
+        "pension": pension,
+    }
+
+
+def _policy(year: int) -> Any:
+    try:
+        return policy_for_year(year)
+    except PolicyUnavailable as exc:
+        raise InvalidInput(errors={"query": {"year": [year_message(year)]}}) from exc
+
+
+def choose_pension_tier(
+    session: Session,
+    *,
+    household_id: int,
+    person_id: int,
+    year: int,
+    tier: int,
+    viewer_person_id: int,
+    actor: str,
+    today: date,
+) -> dict[str, Any]:
+    """Store the pension tier a household member chose for `year`; return their new quote.
+
+    Any member bound to the household may choose for every member: the family pays together
+    (DOMAIN.md: the household is the unit). The tier is checked with the policy's tier rules
+    (tier 100 only for its categories; persons not eligible for pension are refused), and a
+    pension already paid for the year cannot change tier.
+    """
+    policy = _year_policy_for_body(year)
+    household = load_household(session, household_id)
+    person = next((p for p in household.members if p.id == person_id), None)
+    if person is None:
+        raise NotFound("该家庭中没有此成员")
+    problem = tier_error(policy, facts_of(person, year), tier, on=today)
+    if problem is not None:
+        raise InvalidInput(errors={"json": {"tier": [problem]}})
+    if (person.id, "pension") in paid_items(session, household_id=household_id, year=year):
+        raise Conflict("该成员本年度养老保险已缴费，不能再更改档次", code="already_paid")
+    enrollment = next(
+        (e for e in person.enrollments if e.insurance == "pension" and e.year == year), None
+    )
+    previous = enrollment.pension_tier if enrollment else None
+    if enrollment is None:
+        enrollment = Enrollment(person_id=person.id, insurance="pension", year=year)
+        person.enrollments.append(enrollment)
+    enrollment.pension_tier = tier
+    record(
+        session,
+        actor=actor,
+        action="pension.tier",
+        subject=f"person:{person.id}",
+        detail={
+            "household_id": household_id,
+            "year": year,
+            "from": previous,
+            "to": tier,
+            "id_number": mask_id_number(person.id_number),
+        },
+    )
+    session.flush()
+    quote = quote_people(policy, [facts_of(person, year)], on=today)
+    paid = paid_items(session, household_id=household_id, year=year)
+    return _member_body(person, quote.members[0], paid, viewer_person_id)
+
+
+def _year_policy_for_body(year: int) -> Any:
+    try:
+        return policy_for_year(year)
+    except PolicyUnavailable as exc:
+        raise InvalidInput(errors={"json": {"year": [year_message(year)]}}) from exc
+
+
+def bound_households(session: Session, *, account_id: int) -> list[dict[str, Any]]:
+    """Every household the account is bound to, as `household_view`s (oldest binding first)."""
+    bindings = session.execute(
+        select(HouseholdBinding.household_id, HouseholdBinding.person_id)
+        .where(HouseholdBinding.account_id == account_id)
+        .order_by(HouseholdBinding.id)
+    ).all()
+    return [
+        household_view(load_household(session, household_id), viewer_person_id=person_id)
+        for household_id, person_id in bindings
+    ]

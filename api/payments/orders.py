@@ -137,9 +137,10 @@ def create_order(
         raise Conflict("该家庭当前没有需要缴纳的保费", code="nothing_owed")
 
     now = clock_now()
-    expires_at = min(
-        utcnow() + timedelta(minutes=settings.ORDER_TTL_MINUTES),
-        pricing.price_valid_until(year=request.year, on=on, late=any(d.late for d in dues)),
+    late = any(d.late for d in dues)
+    expires_at = utcnow() + min(
+        timedelta(minutes=settings.ORDER_TTL_MINUTES),
+        pricing.price_valid_for(year=request.year, on=on, late=late, now=now),
     )
     order = PaymentOrder(
         out_trade_no=new_out_trade_no(now=now),
@@ -152,7 +153,7 @@ def create_order(
         amount_fen=sum(d.amount_fen for d in dues),
         description=_description(request.year, {d.insurance for d in dues}),
         status=OrderStatus.CREATED,
-        late=any(d.late for d in dues),
+        late=late,
         priced_on=on.isoformat(),
         expires_at=expires_at,
         payer_id=account.external_id,

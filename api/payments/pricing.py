@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -57,14 +57,16 @@ def collection_open(*, year: int, on: date) -> bool:
     return rules.collection_open(_policy(year), on)
 
 
-def price_valid_until(*, year: int, on: date, late: bool) -> datetime:
-    """Until when an order priced on `on` may be paid at that price: an on-time order must
-    not be paid after the window closes (it would then owe the late amount), so it expires at
-    the end of the window's last day (Beijing midnight) at the latest; a late order at the end
-    of the insurance year."""
+def price_valid_for(*, year: int, on: date, late: bool, now: datetime) -> timedelta:
+    """How long an order priced at app time `now` (on the Beijing date `on`) may be paid at
+    that price: an on-time order must not be paid after the window closes (it would then owe
+    the late amount), so at most until the end of the window's last day (Beijing midnight); a
+    late order until the end of the insurance year. A duration, so a demo with APP_TODAY
+    pinned gets the same cap as production."""
     policy = _policy(year)
     last_day = policy.coverage_end if late else policy.window_end
-    return datetime.combine(last_day + timedelta(days=1), time(0), BEIJING).astimezone(UTC)
+    end = datetime.combine(last_day + timedelta(days=1), time(0), BEIJING)
+    return max(timedelta(0), end - now)
 
 
 def benefit_start(*, year: int, insurance: str, paid_on: date) -> date:

@@ -63,3 +63,60 @@ def pg_live_api(pg_committing_app: Flask) -> Iterator[LiveServer]:
     """The API served over HTTP on PostgreSQL (races SQLite's single writer would hide)."""
     with serve(pg_committing_app) as live:
         yield live
+
+
+# The local sandbox (real gateway protocols, in-process) -----------------------------------------
+
+#: Vendor delays squeezed (WeChat's 24h retry schedule in about 2 s, refunds settle at once).
+SANDBOX_TIME_SCALE = 0.00002
+
+
+@pytest.fixture(scope="session")
+def _sandbox_server() -> Iterator[Any]:
+    from sandbox.server import SandboxServer
+    from sandbox.settings import SandboxSettings
+
+    settings = SandboxSettings.from_env(
+        {},
+        SANDBOX_TIME_SCALE=SANDBOX_TIME_SCALE,
+        SANDBOX_REFUND_SECONDS=1.0,
+        SANDBOX_NOTIFY_TIMEOUT=10.0,
+    )
+    server = SandboxServer(settings, port=0).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(_sandbox_server: Any) -> Iterator[Any]:
+    """The running sandbox, emptied before each test."""
+    _sandbox_server.sandbox.reset()
+    yield _sandbox_server
+    _sandbox_server.sandbox.notifier.wait_idle(10)
+
+
+def _point_at_sandbox(app: Flask, sandbox: Any) -> None:
+    use_settings(
+        app,
+        WECHAT_PAY_API_BASE=sandbox.base_url + "/",
+        ALIPAY_GATEWAY=sandbox.base_url + "/gateway.do",
+    )
+
+
+@pytest.fixture
+def shop(live_api: LiveServer, sandbox: Any) -> Iterator[LiveServer]:
+    """The API served over HTTP (both backends) talking to the in-process sandbox."""
+    saved = live_api.app.config["SETTINGS"]
+    _point_at_sandbox(live_api.app, sandbox)
+    yield live_api
+    sandbox.sandbox.notifier.wait_idle(10)
+    live_api.app.config["SETTINGS"] = saved
+
+
+@pytest.fixture
+def pg_shop(pg_live_api: LiveServer, sandbox: Any) -> Iterator[LiveServer]:
+    saved = pg_live_api.app.config["SETTINGS"]
+    _point_at_sandbox(pg_live_api.app, sandbox)
+    yield pg_live_api
+    sandbox.sandbox.notifier.wait_idle(10)
+    pg_live_api.app.config["SETTINGS"] = saved

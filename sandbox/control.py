@@ -11,16 +11,19 @@
 - `GET /sandbox/{wechat|alipay}/notifications[?out_trade_no=]`: every attempt.
 - `POST /sandbox/control/wait-idle` `{"timeout": s}`: block until no delivery is running.
 - `GET /sandbox/control/settings`: the public settings (ids, time scale, base URL).
+- `GET /sandbox/control/bill/{wechat|alipay}?date=YYYY-MM-DD[&type=ALL]`: the bill file as
+  the vendor would serve it (no signing needed; for the CLI and developers).
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from sandbox import payments
+from sandbox import bills, payments
 from sandbox.context import current
 from sandbox.faults import FaultError, parse_faults
 from sandbox.store import CHANNELS
@@ -147,3 +150,32 @@ def settings() -> ResponseReturnValue:
             "alipay": {"app_id": s.ALIPAY_APPID, "seller_id": s.ALIPAY_SELLER_ID},
         }
     )
+
+
+@bp.get("/control/bill/<channel>")
+def bill(channel: str) -> ResponseReturnValue:
+    sandbox = current()
+    raw_date = request.args.get("date") or sandbox.clock.today().isoformat()
+    if channel == "wechat":
+        try:
+            day = date.fromisoformat(raw_date)
+        except ValueError:
+            return _problem(400, "PARAM_ERROR", "date is YYYY-MM-DD")
+        text = bills.wechat_bill(sandbox, day, request.args.get("type") or "ALL")
+        if text is None:
+            return _problem(404, "NO_BILL_EXIST", "No Bill Exist")
+        return Response(text.encode("utf-8"), content_type="text/plain; charset=utf-8")
+    if channel == "alipay":
+        try:
+            built = bills.alipay_bill_zip(sandbox, raw_date)
+        except ValueError:
+            return _problem(400, "PARAM_ERROR", "date is YYYY-MM-DD or YYYY-MM")
+        if built is None:
+            return _problem(404, "NO_BILL_EXIST", "账单不存在")
+        name, content = built
+        return Response(
+            content,
+            content_type="application/zip",
+            headers={"Content-Disposition": f"attachment; filename={name}"},
+        )
+    return _problem(404, "NOT_FOUND", "channel is wechat or alipay")

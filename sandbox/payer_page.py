@@ -47,6 +47,7 @@ PAGE = """<!doctype html>
   <div class="amount">¥{{ amount }}</div>
   <dl>
     <dt>商户</dt><dd>{{ merchant }}</dd>
+    <dt>金额</dt><dd>{{ amount }} 元</dd>
     <dt>商品描述</dt><dd>{{ order.description }}</dd>
     <dt>商户订单号</dt><dd>{{ order.out_trade_no }}</dd>
     <dt>订单状态</dt><dd id="state">{{ state }}</dd>

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import operator
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -138,6 +139,8 @@ def _rows_from_cells(
     """
     order: list[int] | None = None
     width = 0
+    pick = operator.itemgetter(0)
+    make = RosterRow._make  # 440k rows: skip the generated __new__'s keyword handling
     for line, raw in cells:
         if not any(raw):
             continue
@@ -146,13 +149,16 @@ def _rows_from_cells(
                 raise RosterFileError("bad_header", "第 1 行必须是表头")
             order = _column_order(raw)
             width = len(raw)
+            pick = operator.itemgetter(*order)
             continue
-        if len(raw) < width and pad_short:
-            raw = raw + [""] * (width - len(raw))
-        if len(raw) < width or any(raw[width:]):
-            yield RosterRow._make([line, *[""] * len(COLUMNS), "bad_row_shape"])
-            continue
-        yield RosterRow(line, *(raw[i] for i in order))
+        if len(raw) != width:
+            if len(raw) < width and pad_short:
+                raw = raw + [""] * (width - len(raw))
+            if len(raw) < width or any(raw[width:]):
+                yield RosterRow._make([line, *[""] * len(COLUMNS), "bad_row_shape"])
+                continue
+        values = pick(raw)
+        yield make((line, *values, ""))
     if order is None:
         raise RosterFileError("empty_file", "文件为空：没有表头")
 
@@ -162,7 +168,7 @@ def _csv_cells(stream: IO[str]) -> Iterator[tuple[int, list[str]]]:
     line = 1
     try:
         for record in reader:
-            yield line, [c.strip() for c in record]
+            yield line, list(map(str.strip, record))
             line = reader.line_num + 1
     except UnicodeDecodeError as exc:
         raise RosterFileError(

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, Table, text
+from sqlalchemy import Boolean, Connection, Table, text
 
 BATCH = 10_000
 
@@ -37,8 +37,12 @@ class BulkWriter:
     def _processors(
         self, table: Table, columns: Sequence[str]
     ) -> list[Callable[[Any], Any] | None]:
+        # Booleans need none: sqlite3 stores a bool as the integer SQLAlchemy would write (it
+        # is an int), psycopg sends it as a boolean; values here are always real bools.
         return [
-            table.c[name].type.dialect_impl(self.dialect).bind_processor(self.dialect)
+            None
+            if isinstance(table.c[name].type, Boolean)
+            else table.c[name].type.dialect_impl(self.dialect).bind_processor(self.dialect)
             for name in columns
         ]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -139,7 +139,7 @@ def _rows_from_cells(
     """
     order: list[int] | None = None
     width = 0
-    pick = operator.itemgetter(0)
+    pick: Callable[[list[str]], Any] = operator.itemgetter(0)
     make = RosterRow._make  # 440k rows: skip the generated __new__'s keyword handling
     for line, raw in cells:
         if not any(raw):

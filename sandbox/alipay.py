@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, Response, redirect, request
+from flask import Blueprint, Response, request
 
 from sandbox import bills, crypto, ids, payments
 from sandbox.alipay_wire import (
@@ -108,7 +109,7 @@ def _authenticate(params: dict[str, str]) -> tuple[Call | None, Response | None]
             )
         )
     try:
-        biz = json.loads(params.get("biz_content") or "{}")
+        biz = json.loads(params.get("biz_content") or "{}", parse_float=Decimal)
     except ValueError:
         biz = None
     call = Call(sandbox, method, params, biz if isinstance(biz, dict) else {})
@@ -288,7 +289,8 @@ def wap_pay(call: Call) -> Response:
             content_type="text/html; charset=utf-8",
         )
     assert order is not None
-    return redirect(payments.pay_url(call.sandbox, "alipay", order.out_trade_no), code=302)
+    target = payments.pay_url(call.sandbox, "alipay", order.out_trade_no)
+    return Response(status=302, headers={"Location": target})
 
 
 def _find(call: Call) -> Order | None:

@@ -29,8 +29,16 @@ class BadAmount(ValueError):
     """Not a positive yuan amount with at most two decimals."""
 
 
-def yuan_to_fen(text: Any) -> int:
-    """`"12.30"` → 1230. Refuses floats, more than 2 decimals, signs, exponents and zero."""
+def yuan_to_fen(value: Any) -> int:
+    """`"12.30"` → 1230. Refuses more than 2 decimals, signs, exponents and zero.
+
+    biz_content is parsed with `parse_float=Decimal`, so a JSON number arrives here with its
+    exact text: `12.3` passes, the `0.30000000000000004` a float-summing client sends (§5.2)
+    does not.
+    """
+    if isinstance(value, Decimal | int) and not isinstance(value, bool):
+        value = str(value)
+    text = value
     if not isinstance(text, str) or not _YUAN.match(text.strip()):
         raise BadAmount(f"bad amount {text!r}")
     try:

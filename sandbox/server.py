@@ -81,7 +81,7 @@ class SandboxServer:
 
     def bind(self) -> SandboxServer:
         server = make_server(self.settings.SANDBOX_HOST, self.port, self.app, threaded=True)
-        server.daemon_threads = True
+        server.daemon_threads = True  # type: ignore[attr-defined]  # threaded=True
         self._server = server
         self.port = server.server_port
         # Now that the port is known, the URLs the sandbox hands out (pay_url, bill URLs) can

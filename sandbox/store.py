@@ -22,6 +22,8 @@ from sandbox.faults import Fault
 Channel = Literal["wechat", "alipay"]
 CHANNELS: tuple[Channel, ...] = ("wechat", "alipay")
 
+MAX_LOG = 20_000
+
 OPEN = "OPEN"  # created, not paid (WeChat NOTPAY, Alipay WAIT_BUYER_PAY)
 PAID = "PAID"
 CLOSED = "CLOSED"  # closed unpaid
@@ -230,10 +232,14 @@ class Store:
     # Notification log -----------------------------------------------------------------------
 
     def log_notification(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """Append one attempt; the oldest entries go once MAX_LOG is reached (a long-running
+        developer sandbox must not grow without bound)."""
         with self.lock:
             self._sequence += 1
             entry = {"seq": self._sequence, **entry}
             self.notifications.append(entry)
+            if len(self.notifications) > MAX_LOG:
+                del self.notifications[: len(self.notifications) - MAX_LOG]
             return entry
 
     def notification_log(

@@ -328,7 +328,8 @@ def create_refund() -> Response:
     out_refund_no = str(data.get("out_refund_no") or "")
     if not OUT_REFUND_NO.match(out_refund_no):
         raise V3Error(400, "PARAM_ERROR", "out_refund_no格式错误")
-    amount = data.get("amount") if isinstance(data.get("amount"), dict) else {}
+    raw_amount = data.get("amount")
+    amount: dict[str, Any] = raw_amount if isinstance(raw_amount, dict) else {}
     refund_fen = _positive_int(amount.get("refund"), "amount.refund")
     total_fen = _positive_int(amount.get("total"), "amount.total")
     if not data.get("transaction_id") and not data.get("out_trade_no"):

@@ -159,3 +159,29 @@ def test_wap_pay_order_string_opens_payer_page_and_create_needs_buyer(
     )  # fmt: skip
     assert created["code"] == "10000" and len(created["trade_no"]) == 28
     assert dict(parse_qsl(order_string))["method"] == "alipay.trade.wap.pay"
+
+
+def test_post_form_gateway_and_float_amounts(
+    sandbox: Any, alipay_client: AliPay, receiver: Receiver
+) -> None:
+    """Alipay's docs show POST forms (§5.7); a float-summed amount is refused (§5.2)."""
+    import json as _json
+
+    data = alipay_client.build_body(
+        "alipay.trade.precreate",
+        {"subject": "x", "out_trade_no": "ALI2020000009", "total_amount": 0.1 + 0.2},
+    )
+    signed = dict(parse_qsl(alipay_client.sign_data(data)))
+    body = requests.post(alipay_client._gateway, data=signed).text
+    inner = _json.loads(body)["alipay_trade_precreate_response"]
+    assert inner["code"] == "40002"
+    data = alipay_client.build_body(
+        "alipay.trade.precreate",
+        {"subject": "x", "out_trade_no": "ALI2020000009", "total_amount": 12.3},
+    )
+    signed = dict(parse_qsl(alipay_client.sign_data(data)))
+    reply = alipay_client._verify_and_return_sync_response(
+        requests.post(alipay_client._gateway, data=signed).text, "alipay_trade_precreate_response"
+    )
+    assert reply["code"] == "10000"
+    assert sandbox.sandbox.store.get("alipay", "ALI2020000009").amount_fen == 1230

@@ -54,3 +54,28 @@ def test_payer_page_cancel_keeps_order_unpaid(
     assert "已取消支付" in cancelled.text
     assert wechatpy_pay.order.query(out_trade_no="CLI000000002")["trade_state"] == "NOTPAY"
     assert requests.get(f"{sandbox.base_url}/sandbox/pay/wechat/NOPE").status_code == 404
+
+
+def test_serve_command_runs_a_server(tmp_path: Any) -> None:
+    """`python -m sandbox serve --port 0` binds, prints its URL and answers."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, APP_TODAY="2019-11-05", PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "serve", "--port", "0", "--time-scale", "0.001"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        base = banner.split(" on ", 1)[1].split()[0]
+        settings = requests.get(f"{base}/sandbox/control/settings", timeout=5).json()
+        assert settings["today"] == "2019-11-05" and settings["time_scale"] == 0.001
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

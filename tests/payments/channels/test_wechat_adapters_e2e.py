@@ -8,6 +8,7 @@ Every test runs for both API versions (the `wechat` fixture): prepay → the res
 from __future__ import annotations
 
 import base64
+import gzip
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,13 +17,14 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from api.config import SANDBOX_KEYS
+from api.config import SANDBOX_KEYS, Config
 from api.payments.channels import (
     AlreadyPaid,
     ChannelError,
     PaymentChannel,
     PrepayRequest,
     TradeState,
+    get_channel,
 )
 from api.payments.channels import wechat_v2_protocol as v2proto
 from api.payments.channels.wechat_v2 import WeChatV2Channel
@@ -267,3 +269,33 @@ def test_bill_lists_the_payment_and_the_refund(
     payment = next(row for row in mine if row.kind == "payment")
     assert payment.transaction_id == wechat.query(req.out_trade_no).transaction_id
     assert wechat.download_bill(sandbox.sandbox.clock.today() - timedelta(days=400)) == []
+
+
+def test_v3_bill_with_a_wrong_hash_is_refused(
+    sandbox: Any,
+    receiver: Any,
+    control: Callable[..., Any],
+    make_prepay: Callable[..., PrepayRequest],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Config.from_env(
+        {}, WECHAT_PAY_API_BASE=sandbox.base_url + "/", WECHAT_PAY_VERSION="v3"
+    )
+    wechat = get_channel(settings, "wechat")
+    receiver.channels["wechat"] = wechat
+    req = make_prepay("wechat")
+    wechat.prepay(req)
+    control("pay", {"channel": "wechat", "out_trade_no": req.out_trade_no})
+    client = wechat.client  # type: ignore[attr-defined]
+    genuine = client.download_bill
+
+    def tampered(url: str) -> tuple[int, bytes]:
+        status, content = genuine(url)
+        data = gzip.decompress(content) if content[:2] == b"\x1f\x8b" else content
+        return status, data.replace(b"260.00", b"261.00")
+
+    monkeypatch.setattr(client, "download_bill", tampered)
+    with pytest.raises(ChannelError) as err:
+        wechat.download_bill(sandbox.sandbox.clock.today())
+    assert err.value.code == "bad_hash"
+    receiver.wait_for(1, kind="payment")

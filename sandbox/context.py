@@ -39,10 +39,10 @@ class Sandbox:
 
     def hang(self, seconds: float) -> None:
         """The `timeout` fault: hold the reply (real seconds), cut short by shutdown."""
-        self.notifier.stop.wait(seconds)
+        self.notifier.generation().wait(seconds)
 
     def reset(self) -> None:
-        self.notifier.clear()
+        self.notifier.cancel_all()
         self.store.reset()
 
 

@@ -81,13 +81,19 @@ class Delivery:
 
 
 class Notifier:
-    """Runs deliveries on daemon threads; `stop` ends them all (server shutdown)."""
+    """Runs deliveries on daemon threads.
+
+    Each delivery belongs to a *generation*: `cancel_all()` (the control `reset`) ends every
+    delivery, hold and pending refund of the old generation at once, so nothing from before a
+    reset reaches a merchant afterwards; `shutdown()` does the same for good.
+    """
 
     def __init__(self, store: Store, clock: Clock, *, timeout: float = 5.0) -> None:
         self.store = store
         self.clock = clock
         self.timeout = timeout
-        self.stop = threading.Event()
+        self.stop = threading.Event()  # set once, at shutdown
+        self._generation = threading.Event()  # set when this generation is cancelled
         self._active = 0
         self._idle = threading.Condition()
         self._held: dict[tuple[str, str], list[Delivery]] = {}
@@ -109,11 +115,27 @@ class Notifier:
             self._active += 1
         thread = threading.Thread(
             target=self._run,
-            args=(delivery, tuple(then), barrier, after_first),
+            args=(delivery, tuple(then), barrier, after_first, self.generation()),
             name=f"notify-{delivery.channel}-{delivery.delivery_id}",
             daemon=True,
         )
         thread.start()
+
+    def generation(self) -> threading.Event:
+        """The current generation's cancel event (wait on it instead of sleeping)."""
+        with self._held_lock:
+            return self._generation
+
+    def cancel_all(self) -> None:
+        """End every running delivery, hold and scheduled refund (the control `reset`)."""
+        with self._held_lock:
+            old, self._generation = self._generation, threading.Event()
+            self._held.clear()
+        old.set()
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self.generation().set()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until no delivery is running (held ones do not count); False on timeout."""
@@ -126,9 +148,10 @@ class Notifier:
         then: tuple[Delivery, ...],
         barrier: threading.Barrier | None,
         after_first: Callable[[], None] | None,
+        cancel: threading.Event,
     ) -> None:
         try:
-            self._deliver(delivery, then, barrier, after_first)
+            self._deliver(delivery, then, barrier, after_first, cancel)
         except Exception:  # a bug here must not kill the server; it is logged loudly
             log.exception("delivery %s failed", delivery.delivery_id)
         finally:
@@ -142,15 +165,16 @@ class Notifier:
         then: tuple[Delivery, ...],
         barrier: threading.Barrier | None,
         after_first: Callable[[], None] | None,
+        cancel: threading.Event,
     ) -> None:
-        if self.clock.wait(delivery.initial_delay, self.stop):
+        if self.clock.wait(delivery.initial_delay, cancel):
             return
         attempts = 1 + len(delivery.schedule)
         if delivery.max_attempts is not None:
             attempts = min(attempts, delivery.max_attempts)
         for number in range(1, attempts + 1):
             if number > 1 and self.clock.wait(
-                self.clock.scaled(delivery.schedule[number - 2]), self.stop
+                self.clock.scaled(delivery.schedule[number - 2]), cancel
             ):
                 return
             attempt = delivery.build()
@@ -163,7 +187,7 @@ class Notifier:
                     self.submit(follower)
                 if after_first is not None:
                     after_first()
-            if accepted or self.stop.is_set():
+            if accepted or cancel.is_set():
                 return
 
     def _post(self, delivery: Delivery, number: int, attempt: Attempt) -> bool:
@@ -210,8 +234,10 @@ class Notifier:
         with self._held_lock:
             self._held.setdefault(key, []).append(delivery)
 
+        cancel = self.generation()
+
         def release_later() -> None:
-            if not self.stop.wait(max_hold):
+            if not cancel.wait(max_hold):
                 for late in self.take_held(key):
                     self.submit(late)
 
@@ -220,10 +246,6 @@ class Notifier:
     def take_held(self, key: tuple[str, str]) -> list[Delivery]:
         with self._held_lock:
             return self._held.pop(key, [])
-
-    def clear(self) -> None:
-        with self._held_lock:
-            self._held.clear()
 
 
 def dispatch(

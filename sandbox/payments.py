@@ -129,9 +129,10 @@ def schedule_refund_settlement(sandbox: Sandbox, order: Order, refund: Refund) -
     """WeChat refunds are accepted first and succeed a little later (PROCESSING → SUCCESS,
     §1.7); the delay is SANDBOX_REFUND_SECONDS of vendor time, time-scaled."""
     delay = sandbox.clock.scaled(sandbox.settings.SANDBOX_REFUND_SECONDS)
+    cancel = sandbox.notifier.generation()  # a reset forgets this refund
 
     def later() -> None:
-        if not sandbox.clock.wait(delay, sandbox.notifier.stop):
+        if not sandbox.clock.wait(delay, cancel):
             settle_refund(sandbox, order, refund)
 
     threading.Thread(target=later, name=f"refund-{refund.out_refund_no}", daemon=True).start()

@@ -112,7 +112,7 @@ class SandboxServer:
 
     def stop(self) -> None:
         """Stop serving and end every pending delivery and hanging reply."""
-        self.sandbox.notifier.stop.set()
+        self.sandbox.notifier.shutdown()
         if self._server is not None:
             if self._thread is not None:
                 self._server.shutdown()

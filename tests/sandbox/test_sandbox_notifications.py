@@ -216,3 +216,19 @@ def test_unknown_fault_is_refused(sandbox: Any) -> None:
     )
     assert response.status_code == 400 and response.json()["code"] == "UNKNOWN_FAULT"
     assert V2_ACK.startswith(b"<xml>")
+
+
+def test_reset_cancels_deliveries_in_flight(
+    sandbox: Any, wechatpy_pay: WeChatPay, receiver: Receiver
+) -> None:
+    sandbox.sandbox.clock.time_scale = 0.001  # 15 s → 15 ms, 3 min → 0.18 s …
+    receiver.answer("/v2/pay", 500, b"")
+    _v2_order(wechatpy_pay, receiver, "RESET0000001")
+    _pay(sandbox, "wechat", "RESET0000001")
+    assert len(receiver.wait_for("/v2/pay", 3)) >= 3
+    control(sandbox, "reset")
+    assert sandbox.sandbox.notifier.wait_idle(2)
+    seen = len(receiver.at("/v2/pay"))
+    time.sleep(0.5)
+    assert len(receiver.at("/v2/pay")) == seen
+    assert notifications(sandbox, "wechat") == []

@@ -17,3 +17,6 @@ def register_blueprints(api: Api) -> None:
 
     for blp in (payments_blp, payments_finance_blp):
         api.register_blueprint(blp)
+    from api.payments.outbox.routes import blp as tax_blp
+
+    api.register_blueprint(tax_blp)

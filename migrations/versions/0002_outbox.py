@@ -46,10 +46,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_outbox_messages_created_at'), ['created_at'], unique=False)
-        batch_op.create_index('ix_outbox_messages_due', ['status', 'next_attempt_at', 'created_at'], unique=False)
+        batch_op.create_index('ix_outbox_messages_due', ['next_attempt_at', 'created_at'], unique=False, postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
         batch_op.create_index(batch_op.f('ix_outbox_messages_paid_at'), ['paid_at'], unique=False)
-        batch_op.create_index('ix_outbox_messages_sent', ['status', 'acknowledged_at', 'sent_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_outbox_messages_town_code'), ['town_code'], unique=False)
+        batch_op.create_index('ix_outbox_messages_unacknowledged', ['sent_at'], unique=False, postgresql_where=sa.text("status = 'sent' AND acknowledged_at IS NULL"), sqlite_where=sa.text("status = 'sent' AND acknowledged_at IS NULL"))
 
     op.create_table('queue_messages',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -99,8 +98,7 @@ def downgrade() -> None:
 
     op.drop_table('queue_messages')
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_outbox_messages_town_code'))
-        batch_op.drop_index('ix_outbox_messages_sent')
+        batch_op.drop_index('ix_outbox_messages_unacknowledged')
         batch_op.drop_index(batch_op.f('ix_outbox_messages_paid_at'))
         batch_op.drop_index('ix_outbox_messages_due')
         batch_op.drop_index(batch_op.f('ix_outbox_messages_created_at'))

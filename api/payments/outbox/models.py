@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -49,8 +50,21 @@ class OutboxMessage(Base):
     __table_args__ = (
         # Exactly one record per contribution event: a second enqueue is a bug, not a retry.
         UniqueConstraint("contribution_id", "event"),
-        Index("ix_outbox_messages_due", "status", "next_attempt_at", "created_at"),
-        Index("ix_outbox_messages_sent", "status", "acknowledged_at", "sent_at"),
+        # Partial indexes stay as small as the work they serve (due rows, unacknowledged rows),
+        # and the relay's mark-sent touches fewer index entries (bench/relay.py).
+        Index(
+            "ix_outbox_messages_due",
+            "next_attempt_at",
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_outbox_messages_unacknowledged",
+            "sent_at",
+            postgresql_where=text("status = 'sent' AND acknowledged_at IS NULL"),
+            sqlite_where=text("status = 'sent' AND acknowledged_at IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the record id (uuid4)
@@ -63,7 +77,7 @@ class OutboxMessage(Base):
     # Copied out of the record for replay, export and listing filters.
     year: Mapped[int] = mapped_column(Integer)
     insurance: Mapped[str] = mapped_column(String(16))
-    town_code: Mapped[str] = mapped_column(String(12), index=True)
+    town_code: Mapped[str] = mapped_column(String(12))
     paid_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 

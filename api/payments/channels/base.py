@@ -10,7 +10,7 @@ Additions beyond the interface in /tmp/team/PAYMENTS.md:
   no final outcome (Alipay `WAIT_BUYER_PAY`, a WeChat v2 notification with result_code FAIL, a
   v3 event type we do not act on). Acknowledge it with `success_reply()`, change nothing.
 - `ChannelRefund.total_refunded_fen`: the trade's cumulative refunded amount when the channel
-  says it (Alipay `refund_fee`, WeChat v3 `amount.refund` totals are per refund, so None there).
+  says it (Alipay's `refund_fee`); None for WeChat, whose amounts are per refund.
 - `ChannelError.code` (the gateway's error code, e.g. "ORDERPAID", "ACQ.TRADE_NOT_EXIST",
   "http_503", "network") and `NotificationRejected.detail` (free text for the log).
 - `BillRow` (the reconciliation row), `new_out_trade_no` / `new_out_refund_no`.

@@ -115,7 +115,11 @@ def settle_refund(sandbox: Sandbox, order: Order, refund: Refund) -> None:
 
 
 def notify_refund(sandbox: Sandbox, order: Order, refund: Refund) -> None:
+    """Send a refund's notification; without a notify_url there is none, and a payment notice
+    held back by `out_of_order` goes out now instead."""
     if not refund.notify_url:
+        for held in sandbox.notifier.take_held((order.channel, order.out_trade_no)):
+            sandbox.notifier.submit(held)
         return
     dispatch(
         sandbox.notifier,

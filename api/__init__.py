@@ -28,6 +28,7 @@ class _MigrateMetadata:
 def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     """Build the application from `config` (a `Config`, or overrides of the environment)."""
     settings = config if isinstance(config, Config) else Config.from_env(**(config or {}))
+    settings.validate()
     app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"))
     app.config.update(settings.as_flask())
     app.config["SETTINGS"] = settings

@@ -11,12 +11,15 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 SANDBOX_KEYS = PROJECT_ROOT / "sandbox" / "keys"
 SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "8100"))
 _SANDBOX = f"http://127.0.0.1:{SANDBOX_PORT}"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+DEFAULT_SECRET_KEY = "dev-only-secret-change-me"
 
 
 def _default_sqlite_url() -> str:
@@ -29,7 +32,7 @@ class Config:
 
     DATABASE_URL: str = field(default_factory=_default_sqlite_url)
     QUEUE_URL: str = ""  # empty: the database-backed queue
-    SECRET_KEY: str = "dev-only-secret-change-me"
+    SECRET_KEY: str = DEFAULT_SECRET_KEY
     TOKEN_TTL_SECONDS: int = 7200
     APP_TODAY: str = ""  # YYYY-MM-DD; sandbox and demo only
     PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
@@ -78,6 +81,26 @@ class Config:
                 else:
                     values[f.name] = raw
         return cls(**values)
+
+    def points_at_sandbox(self) -> bool:
+        """True when every gateway is on loopback: the local sandbox or a test double."""
+        bases = (self.WECHAT_API_BASE, self.WECHAT_PAY_API_BASE, self.ALIPAY_GATEWAY)
+        return all(urlparse(b).hostname in _LOOPBACK for b in bases)
+
+    def validate(self) -> None:
+        """Refuse settings that are only safe against the sandbox when real gateways are named.
+
+        A default secret would let anyone mint resident tokens, and a pinned date would apply
+        the wrong year's rules to real money; both are fine on a laptop and fatal in production.
+        """
+        if self.WECHAT_PAY_VERSION not in ("v2", "v3"):
+            raise ValueError("WECHAT_PAY_VERSION must be v2 or v3")
+        if self.points_at_sandbox() or self.TESTING:
+            return
+        if self.SECRET_KEY == DEFAULT_SECRET_KEY or len(self.SECRET_KEY) < 32:
+            raise ValueError("SECRET_KEY must be set (32+ characters) when real gateways are used")
+        if self.APP_TODAY:
+            raise ValueError("APP_TODAY is for the sandbox and demo only")
 
     def as_flask(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

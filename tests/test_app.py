@@ -26,3 +26,22 @@ def test_unknown_api_route_is_json_404(client: FlaskClient) -> None:
     assert body["code"] == "not_found"
     assert body["status"] == 404
     assert body["message"] == "未找到"
+
+
+def test_real_gateways_refuse_the_default_secret_and_a_pinned_date() -> None:
+    import pytest
+
+    from api.config import Config
+
+    real = {
+        "WECHAT_API_BASE": "https://api.weixin.qq.com/",
+        "WECHAT_PAY_API_BASE": "https://api.mch.weixin.qq.com/",
+        "ALIPAY_GATEWAY": "https://openapi.alipay.com/gateway.do",
+    }
+    with pytest.raises(ValueError, match="SECRET_KEY"):
+        Config.from_env({}, **real).validate()
+    strong = "x" * 40
+    with pytest.raises(ValueError, match="APP_TODAY"):
+        Config.from_env({}, SECRET_KEY=strong, APP_TODAY="2019-11-05", **real).validate()
+    Config.from_env({}, SECRET_KEY=strong, **real).validate()
+    Config.from_env({}).validate()  # the sandbox defaults are fine on a laptop

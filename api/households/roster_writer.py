@@ -7,9 +7,13 @@ for the whole batch in one query; SQLite: after `max(id)`, safe because the tran
 SQLite's single write lock from `BEGIN IMMEDIATE`, see api/db.py), so persons and their
 categories can be written without reading anything back.
 
-Measured on the 2-core machine (bench/README.md): psycopg's pipelined executemany of tuples
-beats both multi-row VALUES and RETURNING-based "insertmanyvalues" for this shape of table, and
-`insert()` with dict parameters costs about twice the driver time in per-row bind processing.
+On PostgreSQL the inserts use COPY FROM STDIN (psycopg `Cursor.copy`) on the transaction's
+own connection; updates and deletes, and every write on SQLite, use executemany.
+
+Measured on the 2-core machine (bench/README.md): for 100k persons COPY took 0.8 s, psycopg's
+pipelined executemany of tuples 1.8 s and multi-row VALUES 3.3 s; RETURNING-based
+"insertmanyvalues" doubled the whole import, and `insert()` with dict parameters spends about
+as long again in per-row bind processing as the driver does.
 Values are converted once per column with the column type's own bind processor, so what lands
 in the database is exactly what the ORM would have written (e.g. SQLite's datetime strings).
 """
@@ -28,10 +32,12 @@ BATCH = 10_000
 class BulkWriter:
     """Executemany of tuples into one connection's transaction."""
 
-    def __init__(self, conn: Connection, *, batch: int = BATCH) -> None:
+    def __init__(self, conn: Connection, *, batch: int = BATCH, copy: bool | None = None) -> None:
         self.conn = conn
         self.dialect = conn.dialect
         self.batch = batch
+        # COPY is PostgreSQL's bulk path: about twice psycopg's pipelined executemany here.
+        self.copy = (self.dialect.driver == "psycopg") if copy is None else copy
         self._placeholder = "?" if self.dialect.paramstyle == "qmark" else "%s"
 
     def _processors(
@@ -94,9 +100,24 @@ class BulkWriter:
         """INSERT rows (tuples in `columns` order, then `constants`); return how many."""
         extra, values = self._constants(table, constants)
         names = [*columns, *extra]
+        if self.copy:
+            return self._copy(table, names, self._converted(table, columns, rows, values))
         placeholders = ", ".join([self._placeholder] * len(names))
         sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders})"
         return self._executemany(sql, self._converted(table, columns, rows, values))
+
+    def _copy(self, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """PostgreSQL COPY FROM STDIN through psycopg, on the transaction's own connection."""
+        driver = self.conn.connection.driver_connection
+        assert driver is not None
+        count = 0
+        with driver.cursor() as cursor:  # type: ignore[attr-defined]
+            statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+            with cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+                    count += 1
+        return count
 
     def update(
         self,

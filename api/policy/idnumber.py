@@ -8,12 +8,14 @@ DOMAIN.md: a number whose check character is wrong is rejected with a clear erro
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date
 from typing import ClassVar
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
-_SHAPE = re.compile(r"^\d{17}[\dX]$")
+# ASCII only: `\d` would also accept full-width (１２３) and other Unicode digits, which
+# `int()` reads happily, so such a number would pass and be stored in a non-canonical form.
+_SHAPE = re.compile(r"[0-9]{17}[0-9X]")
 EARLIEST_BIRTH = date(1900, 1, 1)
 
 
@@ -34,7 +36,7 @@ class InvalidIdNumber(ValueError):
 
 def check_character(first17: str) -> str:
     """The MOD 11-2 check character of the first 17 digits."""
-    if len(first17) != 17 or not first17.isdigit():
+    if len(first17) != 17 or not (first17.isascii() and first17.isdigit()):
         raise InvalidIdNumber("format")
     total = sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True))
     return _CHECK[total % 11]
@@ -52,8 +54,10 @@ def _birth(number: str) -> date:
 
 def normalize_id_number(raw: str) -> str:
     """Strip and upper-case `raw`, then check shape, birth date and check character."""
-    number = (raw or "").strip().upper()
-    if not _SHAPE.match(number):
+    if not isinstance(raw, str):
+        raise InvalidIdNumber("format")
+    number = raw.strip().upper()
+    if not _SHAPE.fullmatch(number):
         raise InvalidIdNumber("format")
     _birth(number)
     if check_character(number[:17]) != number[17]:
@@ -108,8 +112,3 @@ def make_id_number(region6: str, birth: date, seq3: int) -> str:
         raise ValueError("region6 must be 6 digits and seq3 within 0..999")
     first17 = f"{region6}{birth:%Y%m%d}{seq3:03d}"
     return first17 + check_character(first17)
-
-
-def birth_dates_between(start: date, end: date) -> int:
-    """Number of days in [start, end] (a helper for generators choosing a birth date)."""
-    return (end - start + timedelta(days=1)).days

@@ -2,7 +2,9 @@
 
 DOMAIN.md: every number is policy data for one insurance year ("2020年具体缴费标准按照政府
 通知要求为准"), so a new year is a new file. Validation is strict and names the offending key,
-because a typo in a premium would be an over-standard charge (超标准收费).
+because a typo in a premium would be an over-standard charge (超标准收费), and a misspelt
+optional key (say `max_age_exlusive`) silently ignored would change who gets a subsidy: so every
+table is checked for unknown keys too. The parsing itself lives in `api.policy.loader`.
 """
 
 from __future__ import annotations
@@ -12,16 +14,34 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
 from api.policy.errors import PolicyError, UnknownYear
 
 POLICY_DIR = Path(__file__).resolve().parent
 
 
+class Category(NamedTuple):
+    """A person category 人员类别 (DOMAIN.md's table): stable key and its Chinese label.
+
+    A NamedTuple rather than a dataclass so `for key, label in policy.categories` keeps working
+    for the roster import, while staying immutable and hashable.
+    """
+
+    key: str
+    label: str
+
+
+class PensionTier(NamedTuple):
+    """A pension tier 缴费档次 (yuan) and the government subsidy 政府补贴 credited for it (fen)."""
+
+    tier: int
+    subsidy_fen: int
+
+
 @dataclass(frozen=True)
 class Phase:
-    """A phase of the collection window (实施步骤)."""
+    """A phase of the collection window (实施步骤); `collection_open`: may residents pay online."""
 
     key: str
     label: str
@@ -32,31 +52,50 @@ class Phase:
 
 @dataclass(frozen=True)
 class AgeSubsidy:
-    """A medical subsidy by age band on the reference date (卫健's 60–69 / 70+ lists)."""
+    """A medical subsidy by age band on the reference date (卫健's 60–69 / 70+ lists).
+
+    `max_age_exclusive` None means open-ended (70+).
+    """
 
     label: str
     min_age: int
     max_age_exclusive: int | None
     subsidy_fen: int
 
+    def covers(self, age: int) -> bool:
+        return self.min_age <= age and (
+            self.max_age_exclusive is None or age < self.max_age_exclusive
+        )
+
 
 @dataclass(frozen=True)
 class PensionPolicy:
+    """Resident pension 居民养老保险: who may join and the tier table."""
+
     min_age: int
     max_age_exclusive: int
-    tiers: tuple[int, ...]
-    subsidy_fen_by_tier: tuple[tuple[int, int], ...]
+    tier_table: tuple[PensionTier, ...]
     tier100_categories: frozenset[str]
     tier100_government_pays_fen: int
     tier100_may_choose_higher: bool
     late_rule: str
 
+    @property
+    def tiers(self) -> tuple[int, ...]:
+        return tuple(t.tier for t in self.tier_table)
+
     def subsidy_fen(self, tier: int) -> int:
-        return dict(self.subsidy_fen_by_tier)[tier]
+        """The subsidy of `tier`; KeyError for a tier the policy does not have."""
+        for row in self.tier_table:
+            if row.tier == tier:
+                return row.subsidy_fen
+        raise KeyError(tier)
 
 
 @dataclass(frozen=True)
 class MedicalPolicy:
+    """Resident medical 居民医疗保险: premium, government-paid groups, subsidies, late rule."""
+
     premium_fen: int
     government_categories: frozenset[str]
     category_subsidy_fen: tuple[tuple[str, int], ...]
@@ -67,12 +106,14 @@ class MedicalPolicy:
 
     @property
     def late_premium_fen(self) -> int:
-        """What a late payer owes: the premium plus all levels of government subsidy."""
+        """What a late payer owes: the premium plus all levels of government subsidy (逾期)."""
         return self.premium_fen + self.late_government_subsidy_fen
 
 
 @dataclass(frozen=True)
 class Policy:
+    """One insurance year's policy. Immutable and hashable, so it can key caches."""
+
     year: int
     age_reference_date: date
     coverage_start: date
@@ -81,179 +122,45 @@ class Policy:
     window_end: date
     department_list_deadline: date
     phases: tuple[Phase, ...]
-    categories: tuple[tuple[str, str], ...]
+    categories: tuple[Category, ...]
     pension: PensionPolicy
     medical: MedicalPolicy
 
     @property
     def category_keys(self) -> frozenset[str]:
-        return frozenset(key for key, _ in self.categories)
+        return frozenset(c.key for c in self.categories)
 
     def category_label(self, key: str) -> str:
-        return dict(self.categories)[key]
-
-
-def _get(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if key not in data:
-        raise PolicyError(f"{where}.{key}: missing")
-    value = data[key]
-    # bool is an int subclass: never accept it where a number is wanted.
-    if kind is int and isinstance(value, bool):
-        raise PolicyError(f"{where}.{key}: expected an integer, got a boolean")
-    if not isinstance(value, kind):
-        raise PolicyError(f"{where}.{key}: expected {kind}, got {type(value).__name__}")
-    return value
-
-
-def _amount(data: dict[str, Any], key: str, where: str) -> int:
-    value: int = _get(data, key, int, where)
-    if value < 0:
-        raise PolicyError(f"{where}.{key}: amounts must be non-negative fen, got {value}")
-    return value
-
-
-def _categories_ref(values: list[Any], known: frozenset[str], where: str) -> frozenset[str]:
-    unknown = {v for v in values if v not in known}
-    if unknown:
-        raise PolicyError(f"{where}: undefined categories {sorted(unknown)}")
-    return frozenset(values)
-
-
-def _parse(data: dict[str, Any]) -> Policy:
-    year = _get(data, "year", int, "policy")
-    ref = _get(data, "age_reference_date", date, "policy")
-    coverage_start = _get(data, "coverage_start", date, "policy")
-    coverage_end = _get(data, "coverage_end", date, "policy")
-    if coverage_end < coverage_start:
-        raise PolicyError("policy.coverage_end: before coverage_start")
-
-    window = _get(data, "window", dict, "policy")
-    w_start = _get(window, "start", date, "window")
-    w_end = _get(window, "end", date, "window")
-    deadline = _get(window, "department_list_deadline", date, "window")
-    if w_end < w_start:
-        raise PolicyError("window.end: before window.start")
-
-    phases: list[Phase] = []
-    for i, raw in enumerate(_get(data, "phases", list, "policy")):
-        where = f"phases[{i}]"
-        phase = Phase(
-            key=_get(raw, "key", str, where),
-            label=_get(raw, "label", str, where),
-            start=_get(raw, "start", date, where),
-            end=_get(raw, "end", date, where),
-            collection_open=_get(raw, "collection_open", bool, where),
-        )
-        if phase.end < phase.start:
-            raise PolicyError(f"{where}.end: before start")
-        if phases and phase.start <= phases[-1].end:
-            raise PolicyError(f"{where}.start: phases must be ordered and not overlap")
-        phases.append(phase)
-
-    categories_raw = _get(data, "categories", dict, "policy")
-    for key, label in categories_raw.items():
-        if not isinstance(label, str) or not label:
-            raise PolicyError(f"categories.{key}: expected a Chinese label")
-    known = frozenset(categories_raw)
-
-    p = _get(data, "pension", dict, "policy")
-    tiers_raw = _get(p, "tiers", list, "pension")
-    tiers: list[int] = []
-    subsidies: list[tuple[int, int]] = []
-    for i, raw in enumerate(tiers_raw):
-        where = f"pension.tiers[{i}]"
-        tier = _amount(raw, "tier", where)
-        if tiers and tier <= tiers[-1]:
-            raise PolicyError(f"{where}.tier: tiers must be ascending and unique")
-        tiers.append(tier)
-        subsidies.append((tier, _amount(raw, "subsidy_fen", where)))
-    if not tiers:
-        raise PolicyError("pension.tiers: at least one tier is required")
-    min_age = _get(p, "min_age", int, "pension")
-    max_age = _get(p, "max_age_exclusive", int, "pension")
-    if not 0 <= min_age < max_age:
-        raise PolicyError("pension.max_age_exclusive: must exceed min_age")
-    late_rule = _get(p, "late_rule", str, "pension")
-    if late_rule != "none":
-        raise PolicyError(f"pension.late_rule: unsupported rule {late_rule!r}")
-    pension = PensionPolicy(
-        min_age=min_age,
-        max_age_exclusive=max_age,
-        tiers=tuple(tiers),
-        subsidy_fen_by_tier=tuple(subsidies),
-        tier100_categories=_categories_ref(
-            _get(p, "tier100_categories", list, "pension"), known, "pension.tier100_categories"
-        ),
-        tier100_government_pays_fen=_amount(p, "tier100_government_pays_fen", "pension"),
-        tier100_may_choose_higher=_get(p, "tier100_may_choose_higher", bool, "pension"),
-        late_rule=late_rule,
-    )
-    if 100 not in tiers and pension.tier100_categories:
-        raise PolicyError("pension.tier100_categories: the policy has no 100 tier")
-
-    m = _get(data, "medical", dict, "policy")
-    cat_subsidy = _get(m, "category_subsidy_fen", dict, "medical")
-    _categories_ref(list(cat_subsidy), known, "medical.category_subsidy_fen")
-    age_subsidies: list[AgeSubsidy] = []
-    for i, raw in enumerate(_get(m, "age_subsidies", list, "medical")):
-        where = f"medical.age_subsidies[{i}]"
-        upper = raw.get("max_age_exclusive")
-        if upper is not None and (isinstance(upper, bool) or not isinstance(upper, int)):
-            raise PolicyError(f"{where}.max_age_exclusive: expected an integer")
-        age_subsidies.append(
-            AgeSubsidy(
-                label=_get(raw, "label", str, where),
-                min_age=_get(raw, "min_age", int, where),
-                max_age_exclusive=upper,
-                subsidy_fen=_amount(raw, "subsidy_fen", where),
-            )
-        )
-    premium = _amount(m, "premium_fen", "medical")
-    medical = MedicalPolicy(
-        premium_fen=premium,
-        government_categories=_categories_ref(
-            _get(m, "government_categories", list, "medical"),
-            known,
-            "medical.government_categories",
-        ),
-        category_subsidy_fen=tuple(
-            sorted((k, _amount(cat_subsidy, k, "medical.subsidy")) for k in cat_subsidy)
-        ),
-        age_subsidies=tuple(age_subsidies),
-        late_government_subsidy_fen=_amount(m, "late_government_subsidy_fen", "medical"),
-        late_benefit_delay_days=_amount(m, "late_benefit_delay_days", "medical"),
-        late_keeps_subsidies=_get(m, "late_keeps_subsidies", bool, "medical"),
-    )
-    for key, amount in medical.category_subsidy_fen:
-        if amount > premium:
-            raise PolicyError(f"medical.category_subsidy_fen.{key}: exceeds the premium")
-    return Policy(
-        year=year,
-        age_reference_date=ref,
-        coverage_start=coverage_start,
-        coverage_end=coverage_end,
-        window_start=w_start,
-        window_end=w_end,
-        department_list_deadline=deadline,
-        phases=tuple(phases),
-        categories=tuple(sorted(categories_raw.items())),
-        pension=pension,
-        medical=medical,
-    )
+        """The Chinese label of `key`; KeyError for a key the policy does not define."""
+        for c in self.categories:
+            if c.key == key:
+                return c.label
+        raise KeyError(key)
 
 
 def load_policy_file(path: Path | str) -> Policy:
     """Load and validate one policy file (raises `PolicyError` naming the bad key)."""
+    from api.policy.loader import parse_policy  # the loader imports these types: no cycle
+
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # TOMLDecodeError is a ValueError
         raise PolicyError(f"{path}: {exc}") from exc
-    return _parse(data)
+    try:
+        return parse_policy(data)
+    except PolicyError as exc:
+        raise PolicyError(f"{Path(path).name}: {exc}") from exc
 
 
 def available_years() -> list[int]:
-    return sorted(int(p.stem.removeprefix("policy_")) for p in POLICY_DIR.glob("policy_*.toml"))
+    """The years with a policy file shipped beside this module."""
+    years = []
+    for p in POLICY_DIR.glob("policy_*.toml"):
+        suffix = p.stem.removeprefix("policy_")
+        if suffix.isascii() and suffix.isdigit():
+            years.append(int(suffix))
+    return sorted(years)
 
 
 @lru_cache(maxsize=16)
@@ -264,5 +171,5 @@ def load_policy(year: int) -> Policy:
         raise UnknownYear()
     policy = load_policy_file(path)
     if policy.year != year:
-        raise PolicyError(f"{path}: declares year {policy.year}")
+        raise PolicyError(f"{path.name}: policy.year: declares {policy.year}, expected {year}")
     return policy

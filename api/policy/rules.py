@@ -39,9 +39,21 @@ RULE_LABELS: dict[str, str] = {
 }
 
 
-def rule_label(rule: str) -> str:
-    """The Chinese label of a rule key such as `medical.government:dibao`."""
-    return RULE_LABELS.get(rule.split(":", 1)[0], rule)
+def rule_label(rule: str, policy: Policy | None = None) -> str:
+    """The Chinese label of a rule key such as `medical.government:dibao`.
+
+    The part after `:` names the category (or age band) that decided the amount; with the
+    policy at hand its Chinese label is appended, so a resident sees *why* (DOMAIN.md: "the
+    quote names it").
+    """
+    base, _, detail = rule.partition(":")
+    label = RULE_LABELS.get(base, rule)
+    if detail and policy is not None:
+        try:
+            label = f"{label}（{policy.category_label(detail)}）"
+        except KeyError:
+            label = f"{label}（{detail}）"
+    return label
 
 
 @dataclass(frozen=True)
@@ -101,7 +113,14 @@ class HouseholdQuote:
 
 
 def unknown_categories(policy: Policy, categories: Iterable[str]) -> set[str]:
+    """Keys the year's policy does not define (an import or request typo, or another year's)."""
     return set(categories) - policy.category_keys
+
+
+def _refuse_unknown_categories(policy: Policy, categories: Iterable[str]) -> None:
+    unknown = unknown_categories(policy, categories)
+    if unknown:
+        raise UnknownCategory(f"未知的人员类别：{'、'.join(sorted(unknown))}", field="categories")
 
 
 def is_late(policy: Policy, on: date) -> bool:
@@ -135,6 +154,21 @@ def _dead(person: PersonFacts, on: date) -> bool:
 
 
 def quote_medical(policy: Policy, person: PersonFacts, on: date) -> MedicalQuote:
+    """The medical premium of one person paying on `on` (DOMAIN.md "Medical premium").
+
+    Readings:
+    - not born on `on`, deceased on or before `on`, or in employee medical: not due, owes 0;
+      a newborn is due from birth (the plan: newborns included), and one born after the window
+      pays on the late terms, since the plan states no newborn exception (the medical bureau
+      handles 新生儿缴费 outside this system).
+    - government-paid groups (代缴) owe 0 and the government pays the premium, late or not: the
+      逾期 rule is about what a *payer* owes, and the department's batch settles these persons.
+    - otherwise ONE rule applies, the most favourable (largest subsidy; ties go to category
+      subsidies before age bands, then to the first key in sorted order); subsidies never stack
+      and never take the amount below 0.
+    - late (`on` > window_end): the premium plus the per-capita government subsidy, and no
+      subsidy unless the file sets `late_keeps_subsidies` (a late payer owes the full cost).
+    """
     med = policy.medical
     late = is_late(policy, on)
     if person.birth_date > on:
@@ -161,10 +195,7 @@ def quote_medical(policy: Policy, person: PersonFacts, on: date) -> MedicalQuote
             best_rule, best_subsidy = f"medical.subsidy:{key}", amount
     age = age_on(person.birth_date, policy.age_reference_date)
     for band in med.age_subsidies:
-        in_band = band.min_age <= age and (
-            band.max_age_exclusive is None or age < band.max_age_exclusive
-        )
-        if in_band and band.subsidy_fen > best_subsidy:
+        if band.covers(age) and band.subsidy_fen > best_subsidy:
             best_rule, best_subsidy = f"medical.age_subsidy:{band.label}", band.subsidy_fen
     subsidy = min(best_subsidy, premium)
     return MedicalQuote(True, premium - subsidy, 0, subsidy, late, best_rule)
@@ -196,9 +227,7 @@ def allowed_tiers(policy: Policy, categories: frozenset[str]) -> tuple[int, ...]
 
 def check_tier(policy: Policy, person: PersonFacts, tier: int, on: date | None = None) -> None:
     """Raise unless `person` may choose `tier` (on `on`, default the reference date)."""
-    unknown = unknown_categories(policy, person.categories)
-    if unknown:
-        raise UnknownCategory(field="categories")
+    _refuse_unknown_categories(policy, person.categories)
     if tier not in policy.pension.tiers:
         raise UnknownTier(field="pension_tier")
     if _pension_ineligible_rule(policy, person, on or policy.age_reference_date) is not None:
@@ -208,6 +237,15 @@ def check_tier(policy: Policy, person: PersonFacts, tier: int, on: date | None =
 
 
 def quote_pension(policy: Policy, person: PersonFacts, on: date) -> PensionQuote:
+    """The pension contribution of one person (DOMAIN.md "Pension tiers and subsidy").
+
+    Eligibility uses the age on the policy's `age_reference_date`, not on `on`, so a person's
+    eligibility does not change during the window; only death is judged on `on`. The tier-100
+    groups default to the 100 tier paid by district finance (owed 0); a higher tier costs them
+    the difference above 100. The subsidy is credited to the personal account and is reported
+    beside, never subtracted from, what is owed. 2020 has no pension late rule (`late_rule`).
+    Raises `TierNotAllowed` / `UnknownTier` for a chosen tier the person may not take.
+    """
     pen = policy.pension
     refused = _pension_ineligible_rule(policy, person, on)
     if refused is not None:
@@ -228,9 +266,7 @@ def quote_pension(policy: Policy, person: PersonFacts, on: date) -> PensionQuote
 
 
 def quote_member(policy: Policy, person: PersonFacts, on: date) -> MemberQuote:
-    unknown = unknown_categories(policy, person.categories)
-    if unknown:
-        raise UnknownCategory(f"未知的人员类别：{'、'.join(sorted(unknown))}", field="categories")
+    _refuse_unknown_categories(policy, person.categories)
     return MemberQuote(
         age=age_on(person.birth_date, policy.age_reference_date),
         medical=quote_medical(policy, person, on),

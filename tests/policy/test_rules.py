@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -11,7 +13,9 @@ from hypothesis import strategies as st
 from api.policy import load_policy
 from api.policy.errors import NotEligible, TierNotAllowed, UnknownCategory, UnknownTier
 from api.policy.rules import (
+    RULE_LABELS,
     PersonFacts,
+    Totals,
     allowed_tiers,
     benefit_start,
     check_tier,
@@ -20,6 +24,7 @@ from api.policy.rules import (
     phase_on,
     quote_household,
     quote_member,
+    rule_label,
 )
 
 POLICY = load_policy(2020)
@@ -27,10 +32,8 @@ IN_WINDOW = date(2019, 11, 5)
 ADULT = date(1970, 6, 1)
 
 
-def person(**kw: object) -> PersonFacts:
-    kw.setdefault("birth_date", ADULT)
-    cats = kw.pop("categories", ())
-    return PersonFacts(categories=frozenset(cats), **kw)  # type: ignore[arg-type]
+def person(*, birth_date: date = ADULT, categories: Iterable[str] = (), **kw: Any) -> PersonFacts:
+    return PersonFacts(birth_date=birth_date, categories=frozenset(categories), **kw)
 
 
 # (category, medical owed, medical government pays, medical rule, tier-100 allowed)
@@ -237,3 +240,161 @@ def test_household_totals_are_the_sum_of_members(members: list[PersonFacts], on:
     assert quote.totals.pension_owed_fen == sum(m.pension.owed_fen for m in quote.members)
     assert quote.totals.owed_fen == quote.totals.medical_owed_fen + quote.totals.pension_owed_fen
     assert len(quote.members) == len(members)
+
+
+def test_pension_age_is_judged_on_the_reference_date_not_the_payment_date() -> None:
+    # Turns 16 on 2020-06-01: on 2020-07-01 they are 16, but for 2020 they are too young.
+    young = person(birth_date=date(2004, 6, 1), pension_tier=300)
+    assert quote_member(POLICY, young, date(2020, 7, 1)).pension.rule == "pension.too_young"
+    with pytest.raises(NotEligible):
+        check_tier(POLICY, young, 300, date(2020, 7, 1))
+    # 59 on 2020-01-01 and 60 by 2020-03-01: still pays for 2020.
+    older = person(birth_date=date(1960, 1, 10), pension_tier=300)
+    late = quote_member(POLICY, older, date(2020, 3, 1))
+    assert late.pension.eligible and late.pension.owed_fen == 30000
+    assert late.age == 59
+
+
+def test_death_on_the_payment_date_already_counts() -> None:
+    on = date(2019, 11, 5)
+    dead = quote_member(POLICY, person(deceased_on=on, categories=["dibao"]), on)
+    assert (dead.medical.due, dead.medical.government_pays_fen) == (False, 0)
+    assert (dead.pension.rule, dead.pension.government_pays_fen) == ("pension.deceased", 0)
+    day_after = quote_member(POLICY, person(deceased_on=date(2019, 11, 6)), on)
+    assert day_after.medical.due
+
+
+def test_a_2019_newborn_quoted_before_birth_is_not_due() -> None:
+    q = quote_member(POLICY, person(birth_date=date(2019, 11, 10)), date(2019, 11, 9))
+    assert (q.medical.due, q.medical.owed_fen, q.medical.rule) == (False, 0, "medical.not_born")
+    born = quote_member(POLICY, person(birth_date=date(2019, 11, 10)), date(2019, 11, 10))
+    assert born.medical.due and not born.medical.late and born.medical.owed_fen == 26000
+
+
+@pytest.mark.parametrize("category", ["disabled_severe", "poverty_registered", "dibao", "tekun"])
+@pytest.mark.parametrize("tier", [300, 5000])
+def test_every_tier100_group_may_pay_the_difference_for_a_higher_tier(
+    category: str, tier: int
+) -> None:
+    q = quote_member(POLICY, person(categories=[category], pension_tier=tier), IN_WINDOW).pension
+    assert (q.tier, q.owed_fen, q.government_pays_fen) == (tier, tier * 100 - 10000, 10000)
+    check_tier(POLICY, person(categories=[category]), 100)  # and may take 100 itself
+
+
+def test_tier100_with_explicit_choice_of_100() -> None:
+    q = quote_member(POLICY, person(categories=["dibao"], pension_tier=100), IN_WINDOW).pension
+    assert (q.tier, q.owed_fen, q.government_pays_fen, q.subsidy_fen) == (100, 0, 10000, 3000)
+
+
+def test_ineligible_person_gets_no_district_payment_even_in_a_tier100_group() -> None:
+    # A 70-year-old on 低保 draws the pension: nobody pays a contribution for them.
+    q = quote_member(POLICY, person(birth_date=date(1949, 5, 1), categories=["dibao"]), IN_WINDOW)
+    assert (q.pension.eligible, q.pension.tier, q.pension.government_pays_fen) == (False, None, 0)
+    assert q.pension.rule == "pension.too_old"
+    assert q.medical.owed_fen == 0  # medical is still paid by the government
+
+
+def test_no_tier_chosen_owes_nothing_yet() -> None:
+    q = quote_member(POLICY, person(), IN_WINDOW).pension
+    assert (q.eligible, q.tier, q.owed_fen, q.subsidy_fen) == (True, None, 0, 0)
+    assert q.rule == "pension.tier_not_chosen"
+
+
+def test_errors_carry_stable_codes_and_chinese_messages() -> None:
+    with pytest.raises(UnknownCategory) as unknown:
+        quote_member(POLICY, person(categories=["martian", "dibao"]), IN_WINDOW)
+    assert unknown.value.code == "unknown_category"
+    assert "martian" in unknown.value.message and unknown.value.field == "categories"
+    with pytest.raises(UnknownCategory) as in_check:
+        check_tier(POLICY, person(categories=["martian"]), 300)
+    assert "martian" in in_check.value.message
+    with pytest.raises(TierNotAllowed) as refused:
+        check_tier(POLICY, person(categories=["poverty_lifted"]), 100)
+    assert refused.value.code == "tier_not_allowed" and "100元" in refused.value.message
+    with pytest.raises(UnknownTier) as tier:
+        check_tier(POLICY, person(), 200)
+    assert (tier.value.code, tier.value.field) == ("unknown_tier", "pension_tier")
+    with pytest.raises(NotEligible) as old:
+        check_tier(POLICY, person(birth_date=date(1950, 1, 1)), 300)
+    assert old.value.code == "not_eligible"
+
+
+@pytest.mark.parametrize(
+    ("day", "key", "open_"),
+    [
+        (date(2019, 9, 30), None, False),
+        (date(2019, 10, 1), "preparation", False),
+        (date(2019, 10, 25), "preparation", False),
+        (date(2019, 10, 26), "concentrated_payment", True),
+        (date(2019, 11, 20), "concentrated_payment", True),
+        (date(2019, 11, 21), "between_phases", True),
+        (date(2019, 11, 25), "between_phases", True),
+        (date(2019, 11, 26), "treasury", True),
+        (date(2019, 12, 20), "treasury", True),
+        (date(2019, 12, 21), "late", True),
+        (date(2020, 12, 31), "late", True),
+        (date(2021, 1, 1), None, False),
+    ],
+)
+def test_phase_boundaries(day: date, key: str | None, open_: bool) -> None:
+    phase = phase_on(POLICY, day)
+    assert (phase.key if phase else None) == key
+    assert collection_open(POLICY, day) is open_
+
+
+def test_benefit_start_for_on_time_payments_is_the_start_of_the_year() -> None:
+    for paid in (date(2019, 10, 26), date(2019, 12, 20)):
+        assert benefit_start(POLICY, paid) == date(2020, 1, 1)
+
+
+def test_household_keeps_member_order_and_sums_every_share() -> None:
+    members = [
+        person(categories=["dibao"]),  # medical 0 (gov 26000), pension 100 tier (gov 10000)
+        person(pension_tier=1000),  # medical 26000, pension 100000 (subsidy 6000)
+        person(birth_date=date(2015, 1, 1)),  # child: medical 26000 only
+        person(employee_medical=True, employee_pension=True),  # nothing
+    ]
+    quote = quote_household(POLICY, members, IN_WINDOW)
+    assert [m.age for m in quote.members] == [49, 49, 5, 49]
+    assert quote.totals == Totals(
+        owed_fen=26000 + 100000 + 26000,
+        medical_owed_fen=52000,
+        pension_owed_fen=100000,
+        government_pays_fen=26000 + 10000,
+        subsidy_fen=3000 + 6000,
+    )
+    assert quote_household(POLICY, [], IN_WINDOW).totals == Totals(0, 0, 0, 0, 0)
+
+
+tiers = st.none() | st.sampled_from(POLICY.pension.tiers)
+persons_with_tier = st.builds(
+    PersonFacts,
+    birth_date=st.dates(min_value=date(1920, 1, 1), max_value=date(2020, 12, 31)),
+    categories=categories,
+    student=st.booleans(),
+    employee_pension=st.booleans(),
+    employee_medical=st.booleans(),
+    deceased_on=st.none() | st.dates(min_value=date(2019, 1, 1), max_value=date(2020, 12, 31)),
+    pension_tier=tiers,
+)
+
+
+@given(p=persons_with_tier, on=days)
+def test_every_quoted_rule_has_a_label_and_amounts_are_never_negative(
+    p: PersonFacts, on: date
+) -> None:
+    try:
+        q = quote_member(POLICY, p, on)
+    except (TierNotAllowed, NotEligible):
+        assert p.pension_tier is not None
+        return
+    for part in (q.medical, q.pension):
+        assert rule_label(part.rule) in RULE_LABELS.values(), part.rule
+        assert min(part.owed_fen, part.government_pays_fen, part.subsidy_fen) >= 0
+    # Pension: owed + the district's share is exactly the tier, whatever the categories.
+    if q.pension.tier is not None:
+        assert q.pension.owed_fen + q.pension.government_pays_fen == q.pension.tier * 100
+        assert q.pension.subsidy_fen == POLICY.pension.subsidy_fen(q.pension.tier)
+    else:
+        assert q.pension.owed_fen == q.pension.government_pays_fen == 0
+    assert q.medical.late is is_late(POLICY, on)

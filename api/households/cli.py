@@ -32,6 +32,11 @@ EXIT_OK, EXIT_REFUSED, EXIT_UNREADABLE = 0, 1, 2
 
 
 def _summary(report: ImportReport) -> str:
+    if report.refused:
+        return (
+            f"{report.file_name}：共 {report.rows} 行，其中 {report.bad_rows} 行有错误、"
+            f"{report.rows - report.bad_rows} 行正确；未写入任何数据"
+        )
     verb = "将" if report.dry_run else ""
     return (
         f"{report.file_name}：共 {report.rows} 行；{verb}新增 {report.created} 人，"

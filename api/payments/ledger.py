@@ -3,6 +3,10 @@
 Every contribution is written together with its outbox record (`contribution.paid`), and every
 reversal with its reversal record (`contribution.reversed`), in the caller's transaction
 (transactional outbox, DESIGN.md "The tax-side reconciliation queue"). Nothing here commits.
+
+This is the notification hot path, so it speaks SQL (Core statements: one SELECT for the
+items with their persons, one multi-row INSERT … RETURNING for the contributions) rather than
+loading and flushing ORM objects one by one (bench/notify_throughput.py).
 """
 
 from __future__ import annotations
@@ -10,32 +14,93 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from api.clock import BEIJING
 from api.db import utcnow
 from api.households.models import Household, Person, Town, Village
-from api.payments.models import Contribution, ContributionStatus, OrderItem, PaymentOrder
+from api.payments.models import Contribution, ContributionStatus, OrderItem
 from api.payments.outbox import ContributionEvent, enqueue_contribution_event
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """An order item with what its tax record needs about the person (read in one query)."""
+
+    id: int
+    person_id: int
+    insurance: str
+    year: int
+    amount_fen: int
+    government_pays_fen: int
+    subsidy_fen: int
+    pension_tier: int | None
+    late: bool
+    id_number: str
+    name: str
+    household_no: str
+    village_code: str
+    town_code: str
+
+
+_WHO = (Person.id_number, Person.name, Household.household_no, Village.code, Town.code)
+
+
+def _with_people(query: Any) -> Any:
+    return (
+        query.join(Household, Person.household_id == Household.id)
+        .join(Village, Household.village_id == Village.id)
+        .join(Town, Village.town_id == Town.id)
+    )
+
+
+_ORDER_ITEMS = (
+    _with_people(
+        select(
+            OrderItem.id,
+            OrderItem.person_id,
+            OrderItem.insurance,
+            OrderItem.year,
+            OrderItem.amount_fen,
+            OrderItem.government_pays_fen,
+            OrderItem.subsidy_fen,
+            OrderItem.pension_tier,
+            OrderItem.late,
+            *_WHO,
+        ).join(Person, Person.id == OrderItem.person_id)
+    )
+    .where(OrderItem.order_id == bindparam("order_id"))
+    .order_by(OrderItem.id)
+)
+
+
+def order_items(session: Session, order_id: int) -> list[ItemRow]:
+    """The items of an order, each with its person's ID number, name and place."""
+    rows = session.connection().execute(_ORDER_ITEMS, {"order_id": order_id})
+    return [ItemRow(*row) for row in rows]
+
+
+_PAID = select(Contribution.person_id, Contribution.insurance).where(
+    Contribution.year == bindparam("year"),
+    Contribution.status == ContributionStatus.PAID.value,
+    Contribution.person_id.in_(bindparam("person_ids", expanding=True)),
+)
 
 
 def already_paid(
     session: Session, *, year: int, keys: Iterable[tuple[int, str]]
 ) -> set[tuple[int, str]]:
     """Which (person, insurance) of `keys` already have a paid contribution for `year`."""
-    wanted = list(set(keys))
+    wanted = set(keys)
     if not wanted:
         return set()
-    rows = session.execute(
-        select(Contribution.person_id, Contribution.insurance).where(
-            Contribution.year == year,
-            Contribution.status == ContributionStatus.PAID,
-            tuple_(Contribution.person_id, Contribution.insurance).in_(wanted),
-        )
+    rows = session.connection().execute(
+        _PAID, {"year": year, "person_ids": sorted({pid for pid, _ in wanted})}
     )
-    return {(pid, ins) for pid, ins in rows}
+    return {(pid, ins) for pid, ins in rows if (pid, ins) in wanted}
 
 
 def paid_on(paid_at: datetime) -> date:
@@ -49,47 +114,93 @@ def paid_on(paid_at: datetime) -> date:
 def book_contributions(
     session: Session,
     *,
-    order: PaymentOrder,
-    items: Sequence[OrderItem],
+    order_id: int,
+    household_id: int,
+    out_trade_no: str | None,
+    transaction_id: str | None,
+    items: Sequence[ItemRow],
     paid_at: datetime,
     source: str,
-) -> list[Contribution]:
+) -> list[int]:
     """One `Contribution` per item plus its tax record (outbox), in the caller's transaction.
 
-    A concurrent payment of the same premium makes the flush fail on the partial unique
-    index: the caller rolls back and re-applies, and then sees the overlap.
+    A concurrent payment of the same premium makes the INSERT fail on the partial unique
+    index: the caller rolls back and re-applies, and then sees the overlap. Returns the ids.
     """
     if not items:
         return []
     from api.payments.pricing import benefit_start  # pricing uses this module too
 
     day = paid_on(paid_at)
-    contributions = []
-    for item in items:
-        contribution = Contribution(
-            person_id=item.person_id,
-            household_id=order.household_id,
-            insurance=item.insurance,
-            year=item.year,
-            amount_fen=item.amount_fen,
-            government_pays_fen=item.government_pays_fen,
-            subsidy_fen=item.subsidy_fen,
-            pension_tier=item.pension_tier,
-            source=source,
-            order_id=order.id,
-            order_item_id=item.id,
-            out_trade_no=order.out_trade_no,
-            channel_transaction_id=order.transaction_id,
-            paid_at=paid_at,
-            late=item.late,
-            benefit_start=benefit_start(year=item.year, insurance=item.insurance, paid_on=day),
-            status=ContributionStatus.PAID,
+    now = utcnow()
+    rows = [
+        {
+            "person_id": item.person_id,
+            "household_id": household_id,
+            "insurance": item.insurance,
+            "year": item.year,
+            "amount_fen": item.amount_fen,
+            "government_pays_fen": item.government_pays_fen,
+            "subsidy_fen": item.subsidy_fen,
+            "pension_tier": item.pension_tier,
+            "source": source,
+            "order_id": order_id,
+            "order_item_id": item.id,
+            "out_trade_no": out_trade_no,
+            "channel_transaction_id": transaction_id,
+            "paid_at": paid_at,
+            "late": item.late,
+            "benefit_start": benefit_start(year=item.year, insurance=item.insurance, paid_on=day),
+            "status": ContributionStatus.PAID.value,
+            "created_at": now,
+        }
+        for item in items
+    ]
+    ids = list(
+        session.scalars(
+            insert(Contribution).returning(Contribution.id, sort_by_parameter_order=True),
+            rows,
         )
-        session.add(contribution)
-        contributions.append(contribution)
-    session.flush()
-    enqueue_events(session, contributions, event="contribution.paid")
-    return contributions
+    )
+    for contribution_id, item, row in zip(ids, items, rows, strict=True):
+        _enqueue(session, "contribution.paid", contribution_id, row, item)
+    return ids
+
+
+def _enqueue(
+    session: Session,
+    event: str,
+    contribution_id: int,
+    row: dict[str, Any],
+    who: ItemRow | _Who,
+    reason: str | None = None,
+) -> None:
+    enqueue_contribution_event(
+        session,
+        ContributionEvent(
+            event=event,  # type: ignore[arg-type]
+            contribution_id=contribution_id,
+            year=row["year"],
+            insurance=row["insurance"],
+            id_number=who.id_number,
+            name=who.name,
+            household_id=row["household_id"],
+            household_no=who.household_no,
+            town_code=who.town_code,
+            village_code=who.village_code,
+            pension_tier=row["pension_tier"],
+            amount_fen=row["amount_fen"],
+            government_pays_fen=row["government_pays_fen"],
+            subsidy_fen=row["subsidy_fen"],
+            source=row["source"],
+            channel_transaction_id=row["channel_transaction_id"],
+            out_trade_no=row["out_trade_no"],
+            paid_at=row["paid_at"],
+            late=row["late"],
+            benefit_start=row["benefit_start"],
+            reason=reason,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -101,66 +212,9 @@ class _Who:
     town_code: str
 
 
-def _people(session: Session, person_ids: Iterable[int]) -> dict[int, _Who]:
-    rows = session.execute(
-        select(
-            Person.id,
-            Person.id_number,
-            Person.name,
-            Household.household_no,
-            Village.code,
-            Town.code,
-        )
-        .join(Household, Person.household_id == Household.id)
-        .join(Village, Household.village_id == Village.id)
-        .join(Town, Village.town_id == Town.id)
-        .where(Person.id.in_(set(person_ids)))
-    )
-    return {pid: _Who(idn, name, hno, vcode, tcode) for pid, idn, name, hno, vcode, tcode in rows}
-
-
-def enqueue_events(
-    session: Session,
-    contributions: Sequence[Contribution],
-    *,
-    event: str,
-    reason: str | None = None,
-) -> None:
-    """The tax record of each contribution (paid or reversed), in the same transaction."""
-    people = _people(session, (c.person_id for c in contributions))
-    for c in contributions:
-        who = people[c.person_id]
-        enqueue_contribution_event(
-            session,
-            ContributionEvent(
-                event=event,  # type: ignore[arg-type]
-                contribution_id=c.id,
-                year=c.year,
-                insurance=c.insurance,  # type: ignore[arg-type]
-                id_number=who.id_number,
-                name=who.name,
-                household_id=c.household_id,
-                household_no=who.household_no,
-                town_code=who.town_code,
-                village_code=who.village_code,
-                pension_tier=c.pension_tier,
-                amount_fen=c.amount_fen,
-                government_pays_fen=c.government_pays_fen,
-                subsidy_fen=c.subsidy_fen,
-                source=c.source,  # type: ignore[arg-type]
-                channel_transaction_id=c.channel_transaction_id,
-                out_trade_no=c.out_trade_no,
-                paid_at=c.paid_at,
-                late=c.late,
-                benefit_start=c.benefit_start,
-                reason=reason,
-            ),
-        )
-
-
 def reverse_contributions(
     session: Session, contribution_ids: Sequence[int], *, reason: str
-) -> list[Contribution]:
+) -> list[int]:
     """Mark paid contributions reversed (refunded) and queue a reversal record for each.
 
     Conditional on `status = paid`: a contribution is reversed once, whoever gets there first.
@@ -182,8 +236,12 @@ def reverse_contributions(
     )
     if not reversed_ids:
         return []
-    rows = list(session.scalars(select(Contribution).where(Contribution.id.in_(reversed_ids))))
-    for row in rows:
-        session.refresh(row)
-    enqueue_events(session, rows, event="contribution.reversed", reason=reason)
-    return rows
+    columns = [c for c in Contribution.__table__.columns]
+    query = _with_people(
+        select(*columns, *_WHO).join(Person, Person.id == Contribution.person_id)
+    ).where(Contribution.id.in_(reversed_ids))
+    for row in session.execute(query.order_by(Contribution.id)):
+        values = dict(zip([c.name for c in columns], row[: len(columns)], strict=True))
+        who = _Who(*row[len(columns) :])
+        _enqueue(session, "contribution.reversed", values["id"], values, who, reason)
+    return reversed_ids

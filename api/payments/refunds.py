@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -60,11 +60,29 @@ MAX_BACKOFF_SECONDS = 3600
 LIVE_STATES = (RefundState.REQUESTED, RefundState.PROCESSING, RefundState.SUCCEEDED)
 
 
+class RefundableItem(Protocol):
+    """An order item as far as a refund needs it (`OrderItem` or `ledger.ItemRow`)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def person_id(self) -> int: ...
+    @property
+    def insurance(self) -> str: ...
+    @property
+    def amount_fen(self) -> int: ...
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
 def request_refund(
     session: Session,
     *,
-    order: PaymentOrder,
-    items: Sequence[OrderItem],
+    order: _HasId,
+    items: Sequence[RefundableItem],
     reason: str,
     actor: str,
     note: str | None = None,

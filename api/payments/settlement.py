@@ -23,13 +23,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from api.audit.service import record as audit
 from api.db import utcnow
 from api.payments.channels import ChannelTrade
-from api.payments.ledger import already_paid, book_contributions
+from api.payments.ledger import already_paid, book_contributions, order_items
 from api.payments.models import (
     NotificationOutcome,
     OrderStatus,
@@ -52,12 +52,42 @@ class Applied:
     detail: str | None = None
 
 
-def find_order(session: Session, out_trade_no: str, *, lock: bool = True) -> PaymentOrder | None:
+@dataclass
+class OrderRow:
+    """What settling needs of an order, read with one locking SELECT (no ORM object)."""
+
+    id: int
+    out_trade_no: str
+    channel: str
+    household_id: int
+    year: int
+    amount_fen: int
+    status: str
+    transaction_id: str | None
+
+
+_COLUMNS = (
+    PaymentOrder.id,
+    PaymentOrder.out_trade_no,
+    PaymentOrder.channel,
+    PaymentOrder.household_id,
+    PaymentOrder.year,
+    PaymentOrder.amount_fen,
+    PaymentOrder.status,
+    PaymentOrder.transaction_id,
+)
+_FIND = select(*_COLUMNS).where(PaymentOrder.out_trade_no == bindparam("no"))
+_FIND_LOCKED = _FIND.with_for_update()
+
+
+def find_order(session: Session, out_trade_no: str, *, lock: bool = True) -> OrderRow | None:
     """The order, row-locked on PostgreSQL (SELECT … FOR UPDATE) so copies queue up."""
-    query = select(PaymentOrder).where(PaymentOrder.out_trade_no == out_trade_no)
-    if lock:
-        query = query.with_for_update()
-    return session.scalars(query).one_or_none()
+    row = (
+        session.connection()
+        .execute(_FIND_LOCKED if lock else _FIND, {"no": out_trade_no})
+        .one_or_none()
+    )
+    return OrderRow(*row) if row is not None else None
 
 
 def apply_payment(session: Session, *, trade: ChannelTrade, channel: str, actor: str) -> Applied:
@@ -92,7 +122,7 @@ def apply_payment(session: Session, *, trade: ChannelTrade, channel: str, actor:
         "transaction_id": trade.transaction_id,
         "paid_amount_fen": trade.amount_fen,
     }
-    items = list(order.items)
+    items = order_items(session, order.id)
     if order.status in (OrderStatus.CLOSED, OrderStatus.EXPIRED, OrderStatus.FAILED):
         if not transition_order(
             session,
@@ -129,7 +159,16 @@ def apply_payment(session: Session, *, trade: ChannelTrade, channel: str, actor:
         detail={"already_paid_items": len(overlap)} if overlap else None,
     ):
         raise LostRace(order.out_trade_no)
-    book_contributions(session, order=order, items=fresh, paid_at=paid_at, source=order.channel)
+    book_contributions(
+        session,
+        order_id=order.id,
+        household_id=order.household_id,
+        out_trade_no=order.out_trade_no,
+        transaction_id=trade.transaction_id,
+        items=fresh,
+        paid_at=paid_at,
+        source=order.channel,
+    )
     if overlap:
         request_refund(
             session,
@@ -143,7 +182,7 @@ def apply_payment(session: Session, *, trade: ChannelTrade, channel: str, actor:
     return Applied(NotificationOutcome.APPLIED, None, order.id)
 
 
-def _refuse(session: Session, order: PaymentOrder, actor: str, reason: str, detail: str) -> Applied:
+def _refuse(session: Session, order: OrderRow, actor: str, reason: str, detail: str) -> Applied:
     audit(
         session,
         actor=actor,

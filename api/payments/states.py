@@ -29,13 +29,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from api.audit.service import record as audit
+from api.audit.models import AuditEvent
 from api.db import utcnow
 from api.payments.models import (
     OrderEvent,
@@ -83,7 +84,7 @@ class LostRace(Exception):
 
 def transition_order(
     session: Session,
-    order: PaymentOrder,
+    order: PaymentOrder | Any,
     to: str,
     *,
     actor: str,
@@ -102,16 +103,9 @@ def transition_order(
         raise IllegalTransition(f"order {order.out_trade_no}: {source} → {to}")
     now = utcnow()
     changes = {"status": str(to), "updated_at": now, **(values or {})}
-    result = session.execute(
-        update(PaymentOrder)
-        .where(PaymentOrder.id == order.id, PaymentOrder.status == source)
-        .values(**changes)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not _conditional_update(session, PaymentOrder, "status", order.id, source, changes):
         return False
-    for key, value in changes.items():
-        set_committed_value(order, key, value)
+    _remember(order, changes)
     _record(
         session,
         entity="order",
@@ -126,6 +120,43 @@ def transition_order(
         at=now,
     )
     return True
+
+
+@lru_cache(maxsize=64)
+def _update_statement(model: type, state_column: str, columns: tuple[str, ...]) -> Any:
+    """`UPDATE … SET <columns> WHERE id = :w_id AND <state> = :w_from`, built once per shape
+    (the notification hot path runs it thousands of times a minute)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    return (
+        update(table)
+        .where(table.c.id == bindparam("w_id"), table.c[state_column] == bindparam("w_from"))
+        .values({name: bindparam(f"v_{name}") for name in columns})
+    )
+
+
+def _conditional_update(
+    session: Session,
+    model: type,
+    state_column: str,
+    row_id: int,
+    source: str,
+    changes: dict[str, Any],
+) -> bool:
+    columns = tuple(sorted(changes))
+    params = {f"v_{k}": changes[k] for k in columns}
+    params.update(w_id=row_id, w_from=source)
+    result = session.connection().execute(_update_statement(model, state_column, columns), params)
+    return bool(result.rowcount == 1)
+
+
+def _remember(row: Any, changes: dict[str, Any]) -> None:
+    """Reflect the UPDATE on the object in hand, without making the ORM write it again."""
+    mapped = hasattr(row, "_sa_instance_state")
+    for key, value in changes.items():
+        if mapped:
+            set_committed_value(row, key, value)
+        else:
+            setattr(row, key, value)
 
 
 def transition_refund(
@@ -146,16 +177,9 @@ def transition_refund(
     changes: dict[str, Any] = {"state": str(to), "updated_at": now, **(values or {})}
     if to == R.SUCCEEDED and "succeeded_at" not in changes:
         changes["succeeded_at"] = now
-    result = session.execute(
-        update(Refund)
-        .where(Refund.id == refund.id, Refund.state == source)
-        .values(**changes)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not _conditional_update(session, Refund, "state", refund.id, source, changes):
         return False
-    for key, value in changes.items():
-        set_committed_value(refund, key, value)
+    _remember(refund, changes)
     _record(
         session,
         entity="refund",
@@ -220,23 +244,36 @@ def _record(
     detail: dict[str, Any] | None,
     at: datetime,
 ) -> None:
-    session.add(
-        OrderEvent(
-            order_id=order_id,
-            refund_id=refund_id,
-            entity=entity,
-            from_state=source,
-            to_state=to,
-            actor=actor,
-            reason=reason[:64],
-            detail=detail,
-            at=at,
-        )
+    # Plain INSERTs (no ORM unit of work): this runs on every payment notification.
+    connection = session.connection()
+    connection.execute(
+        _EVENT_INSERT,
+        {
+            "order_id": order_id,
+            "refund_id": refund_id,
+            "entity": entity,
+            "from_state": source,
+            "to_state": to,
+            "actor": actor,
+            "reason": reason[:64],
+            "detail": detail,
+            "at": at,
+        },
     )
-    audit(
-        session,
-        actor=actor,
-        action=f"payments.{entity}.{to}" if source else f"payments.{entity}.created",
-        subject=subject,
-        detail={"from": source, "to": to, "reason": reason, **(detail or {})},
+    # The audit log row, written as `api.audit.service.record` would write it.
+    connection.execute(
+        _AUDIT_INSERT,
+        {
+            "at": at,
+            "actor": actor,
+            "action": f"payments.{entity}.{to}" if source else f"payments.{entity}.created",
+            "subject": subject,
+            "outcome": "ok",
+            "detail": {"from": source, "to": to, "reason": reason, **(detail or {})},
+            "remote_addr": None,
+        },
     )
+
+
+_EVENT_INSERT = insert(OrderEvent.__table__)  # type: ignore[arg-type]
+_AUDIT_INSERT = insert(AuditEvent.__table__)  # type: ignore[arg-type]

@@ -369,8 +369,10 @@ def test_staff_refund_partial_by_item_reverses_contributions(shop, sandbox, toda
         timeout=30,
     )
     assert r.status_code == 201, r.text
-    assert (r.json()["amount_fen"], r.json()["state"]) == (30000, "processing")
-    # WeChat settles the refund a moment later and notifies /notify/wechat/refund.
+    # WeChat accepts the refund (processing), settles it a moment later and notifies
+    # /notify/wechat/refund; with the sandbox's squeezed clock that may already have happened.
+    assert r.json()["amount_fen"] == 30000
+    assert r.json()["state"] in ("processing", "succeeded")
     done = _wait(
         lambda: (
             (o := _get(shop, family, order["out_trade_no"]))["status"] == "partially_refunded" and o

@@ -264,7 +264,9 @@ def paid_items(session: Session, *, household_id: int, year: int) -> set[tuple[i
     (which refuses to change a paid pension tier) and the benchmark call it once per request,
     so keep it one indexed query.
     """
-    return set()
+    from api.payments.service import paid_keys  # payments owns contributions
+
+    return paid_keys(session, household_id=household_id, year=year)
 
 
 def item_status(*, due: bool, owed_fen: int, government_fen: int, paid: bool) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from api.clock import BEIJING
@@ -181,6 +181,24 @@ def paid_items(session: Session, *, household_id: int, year: int) -> list[PaidIt
         )
         for c in rows
     ]
+
+
+_PAID_KEYS = (
+    select(Contribution.person_id, Contribution.insurance)
+    .join(Person, Person.id == Contribution.person_id)
+    .where(
+        Person.household_id == bindparam("household_id"),
+        Contribution.year == bindparam("year"),
+        Contribution.status == ContributionStatus.PAID.value,
+    )
+)
+
+
+def paid_keys(session: Session, *, household_id: int, year: int) -> set[tuple[int, str]]:
+    """(person_id, insurance) of the household's members paid for `year`, any source, not
+    reversed: what `api.households.service.paid_items` answers. One indexed query."""
+    rows = session.connection().execute(_PAID_KEYS, {"household_id": household_id, "year": year})
+    return {(pid, ins) for pid, ins in rows}
 
 
 def open_order_of(session: Session, *, household_id: int) -> PaymentOrder | None:

@@ -211,6 +211,16 @@ def test_wechat_order_is_paid_through_the_sandbox(shop, sandbox, today) -> None:
         )
         == 4
     )
+    # The household's premium page shows every item paid (the households hook).
+    page = requests.get(
+        f"{shop.url}/api/v1/households/{family.household_id}/premiums?year=2020",
+        headers={"Authorization": f"Bearer {family.token}"},
+        timeout=30,
+    )
+    assert page.status_code == 200, page.text
+    statuses = [(m["medical"]["status"], m["pension"]["status"]) for m in page.json()["members"]]
+    assert [medical for medical, _ in statuses] == ["paid", "paid", "paid"]
+    assert statuses[0][1] == "paid"
     # Nothing is owed any more: a new order is refused before any gateway call.
     again = _order(shop, family, key="k-2")
     assert (again.status_code, again.json()["code"]) == (409, "nothing_owed")

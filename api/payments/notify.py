@@ -28,6 +28,7 @@ from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from api.audit.service import record as audit
 from api.config import Config
 from api.db import Database, utcnow
 from api.payments.channels import (
@@ -85,6 +86,7 @@ def receive(
             reason=exc.reason,
             detail=exc.detail,
             signature_valid=False if exc.reason in SIGNATURE_REASONS else None,
+            refused_by=f"gateway:{channel_name}",
         )
         return channel.failure_reply(exc.reason)
     return _apply(db, channel, channel_name, log_id, verified)
@@ -185,6 +187,11 @@ def _apply(
             result = apply_closed(session, trade=trade, channel=channel_name, actor=actor)
         else:
             result = Applied(NotificationOutcome.IGNORED, note.kind)
+        if result.outcome == NotificationOutcome.REJECTED and (
+            note.kind == "refund" or result.reason == "unknown_order"
+        ):
+            # The settlement audits refusals about an order of ours; these it cannot.
+            _audit_refusal(session, actor, log_id, result.reason)
         _finish(
             session,
             log_id,
@@ -260,6 +267,18 @@ def _finish(
     session.connection().execute(_LOG_FINISH, params)
 
 
+def _audit_refusal(session: Session, actor: str, log_id: int, reason: str | None) -> None:
+    """Every refused notification is in the audit log too (DOMAIN.md: every refusal)."""
+    audit(
+        session,
+        actor=actor,
+        action="payments.notification.refused",
+        subject=f"notification:{log_id}",
+        outcome="refused",
+        detail={"reason": reason},
+    )
+
+
 def _finish_alone(
     db: Database,
     log_id: int,
@@ -268,9 +287,12 @@ def _finish_alone(
     reason: str,
     detail: str | None,
     signature_valid: bool | None,
+    refused_by: str | None = None,
 ) -> None:
     session = db.session()
     session.rollback()
+    if refused_by is not None:
+        _audit_refusal(session, refused_by, log_id, reason)
     _finish(
         session,
         log_id,

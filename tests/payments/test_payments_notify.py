@@ -253,3 +253,70 @@ def test_payment_for_items_paid_meanwhile_books_the_rest_and_refunds_the_overlap
         3 * 28000,
     )
     assert _log(session)[-1].reason == "duplicate_payment"
+
+
+def test_refused_notifications_are_in_the_audit_log(client, session, settings, family) -> None:
+    from api.audit.models import AuditEvent
+
+    order = make_order(session, family, items=_items(family))
+    forged = wechat_v2_payment(
+        settings,
+        out_trade_no=order.out_trade_no,
+        amount_fen=order.amount_fen,
+        key="WRONGKEYWRONGKEYWRONGKEYWRONGKEY",
+    )
+    client.post(WECHAT, data=forged, content_type="text/xml")
+    off = wechat_v2_payment(
+        settings, out_trade_no=order.out_trade_no, amount_fen=order.amount_fen - 1
+    )
+    client.post(WECHAT, data=off, content_type="text/xml")
+    refusals = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "payments.notification.refused")
+    ).all()
+    assert sorted(e.detail["reason"] for e in refusals) == ["amount_mismatch", "bad_signature"]
+    assert {e.outcome for e in refusals} == {"refused"}
+
+
+def test_a_concurrent_payment_of_the_same_premium_is_retried_as_a_duplicate(
+    client, session, settings, family, monkeypatch
+) -> None:
+    """The agent's cash receipt commits between our overlap check and our INSERT: the partial
+    unique index refuses the second paid contribution, the transaction is rolled back and
+    applied again, and the second pass sees the overlap."""
+    import api.payments.settlement as settlement
+
+    order = make_order(session, family, items=_items(family))
+    adult = family.members[0]
+    real = settlement.already_paid
+    calls = []
+
+    session.add(
+        Contribution(
+            person_id=adult.id,
+            household_id=family.id,
+            insurance="pension",
+            year=2020,
+            amount_fen=30000,
+            government_pays_fen=0,
+            subsidy_fen=3000,
+            source="agent",
+            paid_at=order.created_at,
+            late=False,
+            benefit_start=date(2020, 1, 1),
+            status="paid",
+        )
+    )
+    session.flush()
+
+    def racing(session_, **kwargs):
+        calls.append(1)
+        # The first pass does not see the agent's row (it committed a moment later).
+        return set() if len(calls) == 1 else real(session_, **kwargs)
+
+    monkeypatch.setattr(settlement, "already_paid", racing)
+    body = wechat_v2_payment(settings, out_trade_no=order.out_trade_no, amount_fen=order.amount_fen)
+    assert client.post(WECHAT, data=body, content_type="text/xml").data == proto.SUCCESS_XML
+    assert len(calls) == 2
+    session.expire_all()
+    assert session.get(PaymentOrder, order.id).status == OrderStatus.DUPLICATE
+    assert _count(session, Contribution, status="paid") == 4

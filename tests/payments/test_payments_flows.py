@@ -446,3 +446,15 @@ def test_twenty_concurrent_sandbox_copies_on_postgresql(pg_shop, sandbox) -> Non
         assert len(attempts) == 20  # each copy was answered with success: no retries
     finally:
         app.config["APP_TODAY"] = saved
+
+
+def test_alipay_miniprogram_order_is_paid_through_the_sandbox(shop, sandbox, today) -> None:
+    family = _family(shop.app, FAMILY, channel="alipay")
+    order = _order(shop, family, key="ali", channel="alipay", insurances=("medical",)).json()
+    assert order["scene"] == "miniprogram" and set(order["pay_params"]) == {"trade_no"}
+    assert order["amount_fen"] == 3 * MEDICAL
+    _pay(sandbox, "alipay", order["out_trade_no"])
+    paid = _wait(lambda: (o := _get(shop, family, order["out_trade_no"]))["status"] == "paid" and o)
+    assert [i["contribution"]["status"] for i in paid["items"]] == ["paid"] * 3
+    sources = select(Contribution.source).where(Contribution.out_trade_no == order["out_trade_no"])
+    assert _scalar(shop.app, sources) == "alipay"

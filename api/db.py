@@ -57,6 +57,21 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+READ_ONLY_OPTION = "ssi_read_only"
+
+
+def read_only_session(session: Session) -> Session:
+    """Mark the session's next transaction as read-only (SQLite: deferred BEGIN, no write lock).
+
+    Call before the first query of a request that never writes; a session already in a
+    transaction is left as it is. Writing in such a transaction may fail with "database is
+    locked" on SQLite, so only pure reads use it.
+    """
+    if not session.in_transaction():
+        session.connection(execution_options={READ_ONLY_OPTION: True})
+    return session
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -86,7 +101,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _sqlite_begin(conn: Any) -> None:
             # IMMEDIATE takes the write lock at BEGIN: concurrent writers queue up instead of
             # failing with "database is locked" halfway through a payment transaction.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A unit of work that only reads may say so (`read_only_session`): a deferred BEGIN
+            # takes no write lock, so readers never queue behind each other or behind writers.
+            read_only = conn.get_execution_options().get(READ_ONLY_OPTION)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)

@@ -39,10 +39,22 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def authenticate(request: Request, *, kind: str, roles: tuple[str, ...] = ()) -> Any:
-    """Authenticate the request as `kind` ("resident" or "staff"); return the account."""
+def authenticate(
+    request: Request, *, kind: str, roles: tuple[str, ...] = (), load: bool = True
+) -> Any:
+    """Authenticate the request as `kind` ("resident" or "staff"); return the account.
+
+    Sets `g.account_id` (or `g.staff_id`) and the loaded `g.account` (`g.staff`).
+    `load=False` is for hot resident reads whose own query proves access (the premiums page
+    joins the account's binding, so an account without a row cannot see anything): the token
+    is verified but the account row is not loaded, saving a query per request; `g.account`
+    is then unset and the return value is the account id. Staff are always loaded (roles,
+    deactivation).
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown account kind {kind!r}")
+    if not load and kind != "resident":
+        raise ValueError("only resident authentication may skip loading the account")
     token = bearer_token(request)
     if token is None:
         raise Unauthorized()
@@ -56,18 +68,21 @@ def authenticate(request: Request, *, kind: str, roles: tuple[str, ...] = ()) ->
         )
     except TokenInvalid as exc:
         raise Unauthorized(_EXPIRED if exc.expired else None) from exc
-    session = get_session()
     if kind == "resident":
-        account = session.get(ResidentAccount, claims.account_id)
+        g.account_id = claims.account_id
+        if not load:
+            return claims.account_id
+        account = get_session().get(ResidentAccount, claims.account_id)
         if account is None:
             raise Unauthorized()
         g.account = account
         return account
-    staff = session.get(StaffAccount, claims.account_id)
+    staff = get_session().get(StaffAccount, claims.account_id)
     if staff is None or not staff.active:
         raise Unauthorized()
     if roles and staff.role not in roles:
         raise Forbidden()
+    g.staff_id = staff.id
     g.staff = staff
     return staff
 

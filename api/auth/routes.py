@@ -42,8 +42,8 @@ def _document_login_errors(func: Any) -> Any:
 
 
 @blp.route("/wechat", methods=["POST"])
-@blp.arguments(WeChatLoginSchema)
-@blp.response(200, TokenSchema)
+@blp.arguments(WeChatLoginSchema())
+@blp.response(200, TokenSchema())
 @_document_login_errors
 def wechat_login(body: dict[str, Any]) -> dict[str, Any]:
     """微信小程序登录
@@ -55,8 +55,8 @@ def wechat_login(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/alipay", methods=["POST"])
-@blp.arguments(AlipayLoginSchema)
-@blp.response(200, TokenSchema)
+@blp.arguments(AlipayLoginSchema())
+@blp.response(200, TokenSchema())
 @_document_login_errors
 def alipay_login(body: dict[str, Any]) -> dict[str, Any]:
     """支付宝小程序登录
@@ -68,8 +68,8 @@ def alipay_login(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/staff", methods=["POST"])
-@blp.arguments(StaffLoginSchema)
-@blp.response(200, StaffTokenSchema)
+@blp.arguments(StaffLoginSchema())
+@blp.response(200, StaffTokenSchema())
 @blp.alt_response(401, schema=ErrorSchema, description="用户名或密码错误")
 def staff_login(body: dict[str, Any]) -> dict[str, Any]:
     """工作人员登录

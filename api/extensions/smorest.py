@@ -90,14 +90,15 @@ class Blueprint(_Blueprint):
     """A flask-smorest Blueprint whose auth decorators document 401/403."""
 
     def login_required(
-        self, *, kind: str = "resident", roles: tuple[str, ...] = ()
+        self, *, kind: str = "resident", roles: tuple[str, ...] = (), load: bool = True
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """`load=False` (residents only): token check only, `g.account_id`; see guards."""
         from api.auth.guards import authenticate
 
         def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
             @functools.wraps(func)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                authenticate(request, kind=kind, roles=roles)
+                authenticate(request, kind=kind, roles=roles, load=load)
                 return func(*args, **kwargs)
 
             wrapper = self.alt_response(401, schema=ErrorSchema, description="未登录或令牌无效")(

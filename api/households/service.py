@@ -21,15 +21,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
 from api.audit.service import record
 from api.auth.models import BindAttempt, HouseholdBinding
 from api.errors import Conflict, InvalidInput, NotFound, TooManyRequests
-from api.households.models import Enrollment, Household, Person, Village
+from api.households.models import Enrollment, Household, Person, PersonCategory, Village
 from api.households.quotes import (
-    HouseholdQuote,
     PolicyUnavailable,
     facts_of,
     policy_for_year,
@@ -38,6 +37,7 @@ from api.households.quotes import (
     year_message,
 )
 from api.policy.idnumber import mask_id_number, mask_name
+from api.policy.rules import PersonFacts
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ def household_view(household: Household, *, viewer_person_id: int | None) -> dic
     }
 
 
-def member_identity(person: Person, *, viewer_person_id: int | None) -> dict[str, Any]:
+def member_identity(person: Person | MemberRow, *, viewer_person_id: int | None) -> dict[str, Any]:
     is_self = person.id == viewer_person_id
     return {
         "person_id": person.id,
@@ -257,12 +257,9 @@ def paid_items(session: Session, *, household_id: int, year: int) -> set[tuple[i
     for the year, whatever its source (wechat, alipay, agent cash, counter, government 代缴
     batch), and not reversed by a refund. Insurance is "medical" or "pension".
 
-    Until `api/payments/` lands this returns an empty set (nothing paid). The payments engineer
-    replaces the body with one query (e.g. `select(Contribution.person_id,
-    Contribution.insurance).join(Person).where(Person.household_id == household_id,
-    Contribution.year == year, <not refunded>)`); the premiums endpoint, the tier endpoint
-    (which refuses to change a paid pension tier) and the benchmark call it once per request,
-    so keep it one indexed query.
+    Answered by `api.payments.service.paid_keys` (payments owns contributions). The premiums
+    endpoint and the tier endpoint (which refuses to change a paid pension tier) call it once
+    per request, so it stays one indexed query (bench/http_throughput.py).
     """
     from api.payments.service import paid_keys  # payments owns contributions
 
@@ -282,32 +279,144 @@ def item_status(*, due: bool, owed_fen: int, government_fen: int, paid: bool) ->
     return "unpaid"
 
 
+@dataclass(frozen=True)
+class MemberRow:
+    """What the premiums page needs of a person, read without the ORM (the hot read path)."""
+
+    id: int
+    id_number: str
+    name: str
+    birth_date: date
+    student: bool
+    employee_pension: bool
+    employee_medical: bool
+    residence_permit: bool
+    deceased_on: date | None
+    pension_tier: int | None
+    categories: frozenset[str]
+
+    def facts(self) -> PersonFacts:
+        return PersonFacts(
+            birth_date=self.birth_date,
+            categories=self.categories,
+            student=self.student,
+            employee_pension=self.employee_pension,
+            employee_medical=self.employee_medical,
+            deceased_on=self.deceased_on,
+            residence_permit=self.residence_permit,
+            pension_tier=self.pension_tier,
+        )
+
+
+_persons = Person.__table__
+_categories = PersonCategory.__table__
+_enrollments = Enrollment.__table__
+_bindings = HouseholdBinding.__table__
+
+# Built once: the premiums page runs this on every request, and constructing a statement costs
+# more than executing it on SQLite (bench/http_throughput.py). One round trip: the account's
+# binding (no row → not bound → 404), the members, their pension tier for the year and their
+# categories (one row per category, at least one per person).
+_MEMBERS_OF_BOUND_HOUSEHOLD = (
+    select(
+        _bindings.c.person_id.label("viewer_person_id"),
+        _persons.c.id,
+        _persons.c.id_number,
+        _persons.c.name,
+        _persons.c.birth_date,
+        _persons.c.student,
+        _persons.c.employee_pension,
+        _persons.c.employee_medical,
+        _persons.c.residence_permit,
+        _persons.c.deceased_on,
+        _enrollments.c.pension_tier,
+        _categories.c.category,
+    )
+    .select_from(
+        _bindings.join(_persons, _persons.c.household_id == _bindings.c.household_id)
+        .outerjoin(
+            _enrollments,
+            and_(
+                _enrollments.c.person_id == _persons.c.id,
+                _enrollments.c.insurance == "pension",
+                _enrollments.c.year == bindparam("year"),
+            ),
+        )
+        .outerjoin(_categories, _categories.c.person_id == _persons.c.id)
+    )
+    .where(
+        _bindings.c.account_id == bindparam("account_id"),
+        _bindings.c.household_id == bindparam("household_id"),
+    )
+    .order_by(_persons.c.id)
+)
+
+
+def bound_member_rows(
+    session: Session, *, account_id: int, household_id: int, year: int
+) -> tuple[int, list[MemberRow]]:
+    """(the viewer's person id, the members) of a household the account is bound to.
+
+    Core, not ORM, in one statement: this is the hot read path (every premiums request).
+    Raises 404 when the account is not bound to the household (see `bound_person_id`).
+    """
+    rows = session.connection().execute(
+        _MEMBERS_OF_BOUND_HOUSEHOLD,
+        {"account_id": account_id, "household_id": household_id, "year": year},
+    )
+    viewer: int | None = None
+    members: list[MemberRow] = []
+    current: list[Any] | None = None
+    categories: set[str] = set()
+
+    def flush() -> None:
+        if current is not None:
+            pid, id_number, name, birth, student, e_pension, e_medical, permit, died, tier = current
+            members.append(
+                MemberRow(
+                    id=pid,
+                    id_number=id_number,
+                    name=name,
+                    birth_date=birth,
+                    student=student,
+                    employee_pension=e_pension,
+                    employee_medical=e_medical,
+                    residence_permit=permit,
+                    deceased_on=died,
+                    pension_tier=tier,
+                    categories=frozenset(categories),
+                )
+            )
+
+    for row in rows:
+        viewer = row[0]
+        if current is None or current[0] != row[1]:
+            flush()
+            current, categories = list(row[1:11]), set()
+        if row[11] is not None:
+            categories.add(row[11])
+    flush()
+    if viewer is None:
+        raise NotFound("未找到该家庭，或您尚未绑定该家庭")
+    return int(viewer), members
+
+
 def household_premiums(
     session: Session,
     *,
+    account_id: int,
     household_id: int,
     year: int,
-    viewer_person_id: int,
     today: date,
 ) -> dict[str, Any]:
-    """What each member of the household owes for `year` on `today`, with payment status."""
+    """What each member of a household the account is bound to owes for `year` on `today`,
+    with payment status; 404 when the account is not bound to that household."""
     policy = _policy(year)
-    household = load_household(session, household_id)
-    people = list(household.members)
-    quote = quote_people(policy, [facts_of(p, year) for p in people], on=today)
+    viewer_person_id, people = bound_member_rows(
+        session, account_id=account_id, household_id=household_id, year=year
+    )
     paid = paid_items(session, household_id=household_id, year=year)
-    return _premiums_body(household, people, quote, paid, viewer_person_id, year, today)
-
-
-def _premiums_body(
-    household: Household,
-    people: list[Person],
-    quote: HouseholdQuote,
-    paid: set[tuple[int, str]],
-    viewer_person_id: int,
-    year: int,
-    today: date,
-) -> dict[str, Any]:
+    quote = quote_people(policy, [p.facts() for p in people], on=today)
     members = [
         _member_body(person, line, paid, viewer_person_id)
         for person, line in zip(people, quote.members, strict=True)
@@ -319,7 +428,7 @@ def _premiums_body(
         if m[insurance]["status"] == "unpaid"
     )
     return {
-        "household_id": household.id,
+        "household_id": household_id,
         "year": year,
         "as_of": today,
         "late": quote.late,
@@ -330,7 +439,10 @@ def _premiums_body(
 
 
 def _member_body(
-    person: Person, line: dict[str, Any], paid: set[tuple[int, str]], viewer_person_id: int
+    person: Person | MemberRow,
+    line: dict[str, Any],
+    paid: set[tuple[int, str]],
+    viewer_person_id: int,
 ) -> dict[str, Any]:
     medical = dict(line["medical"])
     pension = dict(line["pension"])

@@ -7,6 +7,7 @@
     bill            a channel's bill for a date, in the vendor's format
     reset           forget every order, fault and log entry
     tax-consumer    the tax-side queue consumer (sandbox/tax, runs against the API)
+    scenario        a whole demo district pays against a running API (mix of faults)
 
 To add a group, write `sandbox/cli/<name>.py` with `register(subparsers)` that adds its parser
 and sets `func=`, then list the module in `COMMAND_MODULES`.
@@ -27,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sandbox.cli.bill",
     "sandbox.cli.reset",
     "sandbox.cli.tax",
+    "sandbox.cli.scenario",
 )
 
 

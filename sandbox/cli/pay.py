@@ -1,11 +1,15 @@
 """`python -m sandbox pay --channel wechat|alipay --out-trade-no N [--fault F ...]`:
-pay one order of a running sandbox as the resident would (like `stripe trigger`)."""
+pay one order of a running sandbox as the resident would (like `stripe trigger`).
+
+With `--household H` instead of `--out-trade-no`, the resident's whole path against a running
+API (login, bind, tiers, order, pay, outcome): see `sandbox.cli.resident`."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from sandbox.cli import resident
 from sandbox.cli.client import ControlClient, ControlError, add_url_argument, fail, print_json
 
 
@@ -13,7 +17,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("pay", help="pay an order as the resident would")
     add_url_argument(parser)
     parser.add_argument("--channel", choices=("wechat", "alipay"), required=True)
-    parser.add_argument("--out-trade-no", required=True)
+    parser.add_argument("--out-trade-no", help="pay this existing order (or use --household)")
     parser.add_argument(
         "--fault",
         action="append",
@@ -24,10 +28,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--wait", type=float, default=0.0, help="then wait up to N s and show the attempts"
     )
+    resident.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.household:
+        return resident.run(args)
+    if not args.out_trade_no:
+        return fail("give --out-trade-no (an existing order) or --household (the whole path)")
     client = ControlClient(args.sandbox_url)
     try:
         result = client.post(

@@ -68,7 +68,13 @@ def read_only_session(session: Session) -> Session:
     locked" on SQLite, so only pure reads use it.
     """
     if not session.in_transaction():
-        session.connection(execution_options={READ_ONLY_OPTION: True})
+        options: dict[str, Any] = {READ_ONLY_OPTION: True}
+        bind = session.get_bind()
+        if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+            # No BEGIN/ROLLBACK round trips: each statement reads its own snapshot. (A session
+            # bound to a connection already in a transaction, as in tests, keeps it.)
+            options["isolation_level"] = "AUTOCOMMIT"
+        session.connection(execution_options=options)
     return session
 
 

@@ -44,5 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["tax-consumer"]:
+        # Its options belong to sandbox.tax's own parser; argparse's REMAINDER would refuse a
+        # leading "--option" here, so hand the words over untouched.
+        from sandbox.cli.tax import forward
+
+        return forward(words[1:])
+    args = build_parser().parse_args(words)
     return int(args.func(args) or 0)

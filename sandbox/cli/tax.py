@@ -19,6 +19,10 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    return forward(args.rest)
+
+
+def forward(words: list[str]) -> int:
     from sandbox.tax.__main__ import main as tax_main
 
-    return int(tax_main(args.rest) or 0)
+    return int(tax_main(words) or 0)

@@ -9,9 +9,12 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from api.clock import today
 from api.config import Config
 from api.db import get_db
+from api.errors import DomainError
 from api.payments import healing
+from api.payments.government import run_government_batch
 from api.payments.refunds import process_due_refunds
 
 payments_cli = AppGroup("payments", help="Payment orders: reconcile, expire, refunds, worker.")
@@ -61,3 +64,28 @@ def worker_command(interval: float, once: bool) -> None:
         _echo(healing.run_once(get_db(), _settings()))
         return
     healing.run_worker(get_db(), _settings(), interval=interval)
+
+
+@payments_cli.command("government-batch")
+@click.option("--year", type=int, required=True, help="Insurance year, e.g. 2020.")
+@click.option("--department", default=None, help="Only categories this source asserted.")
+@click.option("--town", default=None, help="Only persons of this town (code).")
+@click.option("--dry-run", is_flag=True, help="Report what would be booked; write nothing.")
+def government_batch_command(
+    year: int, department: str | None, town: str | None, dry_run: bool
+) -> None:
+    """Book the premiums the government pays (代缴) as source=government contributions."""
+    actor = f"department:{department}" if department else "cli:government-batch"
+    try:
+        report = run_government_batch(
+            get_db(),
+            year=year,
+            on=today(),
+            department=department,
+            town=town,
+            dry_run=dry_run,
+            actor=actor,
+        )
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    _echo(report.as_dict())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from operator import mul
 from typing import ClassVar
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -38,7 +39,8 @@ def check_character(first17: str) -> str:
     """The MOD 11-2 check character of the first 17 digits."""
     if len(first17) != 17 or not (first17.isascii() and first17.isdigit()):
         raise InvalidIdNumber("format")
-    total = sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True))
+    # map/mul instead of a generator: this runs once per row of a 437,854-person import.
+    total = sum(map(mul, _WEIGHTS, map(int, first17)))
     return _CHECK[total % 11]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -126,8 +126,9 @@ class Policy:
     pension: PensionPolicy
     medical: MedicalPolicy
 
-    @property
+    @cached_property
     def category_keys(self) -> frozenset[str]:
+        """Computed once per policy object: every quote of every request asks for it."""
         return frozenset(c.key for c in self.categories)
 
     def category_label(self, key: str) -> str:

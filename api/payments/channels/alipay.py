@@ -37,7 +37,6 @@ from alipay.utils import AliPayConfig
 
 from api.config import Config
 from api.payments.channels.base import (
-    AlreadyPaid,
     BillRow,
     ChannelError,
     ChannelName,
@@ -49,6 +48,7 @@ from api.payments.channels.base import (
     Reply,
     TradeState,
     VerifiedNotification,
+    settle_refused_close,
 )
 from api.payments.channels.bills import MalformedBill, parse_alipay_bill_zip
 from api.payments.channels.timefmt import DASHED, parse_beijing, to_beijing
@@ -242,14 +242,7 @@ class AlipayChannel:
         error = self._ok("trade.close", data)
         if error is None or error.code == "ACQ.TRADE_NOT_EXIST":
             return
-        if error.retryable:
-            raise error
-        trade = self.query(out_trade_no)
-        if trade.state in (TradeState.PAID, TradeState.REFUNDED):
-            raise AlreadyPaid(f"{out_trade_no} is paid", code=error.code) from error
-        if trade.state in (TradeState.CLOSED, TradeState.NOT_FOUND):
-            return
-        raise error
+        settle_refused_close(self, out_trade_no, error)
 
     # Refund ---------------------------------------------------------------------------------
 

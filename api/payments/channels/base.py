@@ -216,6 +216,23 @@ class PaymentChannel(Protocol):
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 
+def settle_refused_close(channel: PaymentChannel, out_trade_no: str, error: ChannelError) -> None:
+    """A close the gateway refused with a code we do not know for sure is settled by a query.
+
+    Closing exists to prevent a double payment (PROTOCOLS.md §1.6, §5.6), so an unclear refusal
+    must not be taken as "closed": a transient error is raised for a retry, a paid trade raises
+    `AlreadyPaid` (the caller applies the payment), a closed or unknown trade counts as closed.
+    """
+    if error.retryable:
+        raise error
+    trade = channel.query(out_trade_no)
+    if trade.state in (TradeState.PAID, TradeState.REFUNDED):
+        raise AlreadyPaid(f"{out_trade_no} is paid", code=error.code) from error
+    if trade.state in (TradeState.CLOSED, TradeState.NOT_FOUND):
+        return
+    raise error
+
+
 def _new_number(prefix: str, now: datetime | None) -> str:
     if not (prefix.isascii() and prefix.isalnum() and 1 <= len(prefix) <= 8):
         raise ValueError("prefix must be 1-8 ASCII letters or digits")

@@ -48,6 +48,7 @@ from api.payments.channels.base import (
     Reply,
     TradeState,
     VerifiedNotification,
+    settle_refused_close,
 )
 from api.payments.channels.bills import MalformedBill, parse_wechat_bill
 from api.payments.channels.timefmt import parse_rfc3339, to_rfc3339_beijing
@@ -283,14 +284,7 @@ class WeChatV3Channel:
             raise AlreadyPaid(f"{out_trade_no} is paid", code=error.code) from error
         if error.code in ("ORDER_CLOSED", "ORDERCLOSED", "ORDER_NOT_EXIST", "ORDERNOTEXIST"):
             return
-        if error.retryable:
-            raise error
-        trade = self.query(out_trade_no)
-        if trade.state in (TradeState.PAID, TradeState.REFUNDED):
-            raise AlreadyPaid(f"{out_trade_no} is paid", code=error.code) from error
-        if trade.state in (TradeState.CLOSED, TradeState.NOT_FOUND):
-            return
-        raise error
+        settle_refused_close(self, out_trade_no, error)
 
     # Refund ---------------------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ from sqlalchemy import text
 
 from api.config import PROJECT_ROOT, Config
 from api.db import Base, Database
+from api.extensions.docs import STATIC_URL as DOCS_STATIC_URL
+from api.extensions.docs import register_docs_static
 from api.extensions.smorest import Api, error_response, install_chinese_field_messages
 from api.logs import configure_logging
 
@@ -39,7 +41,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL=DOCS_STATIC_URL,
         OPENAPI_REDOC_PATH="/redoc",
         JSON_AS_ASCII=False,
     )
@@ -70,6 +72,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     from api.blueprints import register_blueprints
 
     register_blueprints(api)
+    register_docs_static(app)
     _register_request_hooks(app, database)
     _register_health(app, database)
     from api.cli import register_cli

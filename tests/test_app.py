@@ -45,3 +45,15 @@ def test_real_gateways_refuse_the_default_secret_and_a_pinned_date() -> None:
         Config.from_env({}, SECRET_KEY=strong, APP_TODAY="2019-11-05", **real).validate()
     Config.from_env({}, SECRET_KEY=strong, **real).validate()
     Config.from_env({}).validate()  # the sandbox defaults are fine on a laptop
+
+
+def test_interactive_docs_are_served_without_a_cdn(client: FlaskClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "/docs/static/swagger-ui-bundle.js" in html
+    assert "cdn" not in html.lower()
+    script = client.get("/docs/static/swagger-ui-bundle.js")
+    assert script.status_code == 200
+    assert len(script.data) > 100_000
+    assert client.get("/docs/static/../../api/config.py").status_code == 404

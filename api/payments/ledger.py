@@ -23,7 +23,8 @@ from api.clock import BEIJING
 from api.db import utcnow
 from api.households.models import Household, Person, Town, Village
 from api.payments.models import Contribution, ContributionStatus, OrderItem
-from api.payments.outbox import ContributionEvent, enqueue_contribution_event
+from api.payments.outbox import ContributionEvent
+from api.payments.outbox.service import enqueue_contribution_events
 
 
 @dataclass(frozen=True)
@@ -49,29 +50,33 @@ class ItemRow:
 _WHO = (Person.id_number, Person.name, Household.household_no, Village.code, Town.code)
 
 
-def _with_people(query: Any) -> Any:
-    return (
-        query.join(Household, Person.household_id == Household.id)
-        .join(Village, Household.village_id == Village.id)
-        .join(Town, Village.town_id == Town.id)
-    )
+def with_people(query: Any, *, outer: bool = False) -> Any:
+    """Join a query that has `Person` to the person's household, village and town."""
+    for target, on in (
+        (Household, Person.household_id == Household.id),
+        (Village, Household.village_id == Village.id),
+        (Town, Village.town_id == Town.id),
+    ):
+        query = query.join(target, on, isouter=outer)
+    return query
 
+
+# ItemRow's fields, in order.
+ITEM_COLUMNS = (
+    OrderItem.id,
+    OrderItem.person_id,
+    OrderItem.insurance,
+    OrderItem.year,
+    OrderItem.amount_fen,
+    OrderItem.government_pays_fen,
+    OrderItem.subsidy_fen,
+    OrderItem.pension_tier,
+    OrderItem.late,
+    *_WHO,
+)
 
 _ORDER_ITEMS = (
-    _with_people(
-        select(
-            OrderItem.id,
-            OrderItem.person_id,
-            OrderItem.insurance,
-            OrderItem.year,
-            OrderItem.amount_fen,
-            OrderItem.government_pays_fen,
-            OrderItem.subsidy_fen,
-            OrderItem.pension_tier,
-            OrderItem.late,
-            *_WHO,
-        ).join(Person, Person.id == OrderItem.person_id)
-    )
+    with_people(select(*ITEM_COLUMNS).join(Person, Person.id == OrderItem.person_id))
     .where(OrderItem.order_id == bindparam("order_id"))
     .order_by(OrderItem.id)
 )
@@ -156,50 +161,52 @@ def book_contributions(
         }
         for item in items
     ]
-    ids = list(
-        session.scalars(
-            insert(Contribution).returning(Contribution.id, sort_by_parameter_order=True),
-            rows,
-        )
+    ids: list[int] = list(session.connection().execute(_CONTRIBUTION_INSERT, rows).scalars())
+    enqueue_contribution_events(
+        session,
+        [
+            _event("contribution.paid", contribution_id, row, item)
+            for contribution_id, item, row in zip(ids, items, rows, strict=True)
+        ],
     )
-    for contribution_id, item, row in zip(ids, items, rows, strict=True):
-        _enqueue(session, "contribution.paid", contribution_id, row, item)
     return ids
 
 
-def _enqueue(
-    session: Session,
+# Core, not the ORM's bulk INSERT: same multi-row INSERT … RETURNING, a millisecond less.
+_CONTRIBUTION_INSERT = insert(Contribution.__table__).returning(  # type: ignore[arg-type]
+    Contribution.__table__.c.id, sort_by_parameter_order=True
+)
+
+
+def _event(
     event: str,
     contribution_id: int,
     row: dict[str, Any],
     who: ItemRow | _Who,
     reason: str | None = None,
-) -> None:
-    enqueue_contribution_event(
-        session,
-        ContributionEvent(
-            event=event,  # type: ignore[arg-type]
-            contribution_id=contribution_id,
-            year=row["year"],
-            insurance=row["insurance"],
-            id_number=who.id_number,
-            name=who.name,
-            household_id=row["household_id"],
-            household_no=who.household_no,
-            town_code=who.town_code,
-            village_code=who.village_code,
-            pension_tier=row["pension_tier"],
-            amount_fen=row["amount_fen"],
-            government_pays_fen=row["government_pays_fen"],
-            subsidy_fen=row["subsidy_fen"],
-            source=row["source"],
-            channel_transaction_id=row["channel_transaction_id"],
-            out_trade_no=row["out_trade_no"],
-            paid_at=row["paid_at"],
-            late=row["late"],
-            benefit_start=row["benefit_start"],
-            reason=reason,
-        ),
+) -> ContributionEvent:
+    return ContributionEvent(
+        event=event,  # type: ignore[arg-type]
+        contribution_id=contribution_id,
+        year=row["year"],
+        insurance=row["insurance"],
+        id_number=who.id_number,
+        name=who.name,
+        household_id=row["household_id"],
+        household_no=who.household_no,
+        town_code=who.town_code,
+        village_code=who.village_code,
+        pension_tier=row["pension_tier"],
+        amount_fen=row["amount_fen"],
+        government_pays_fen=row["government_pays_fen"],
+        subsidy_fen=row["subsidy_fen"],
+        source=row["source"],
+        channel_transaction_id=row["channel_transaction_id"],
+        out_trade_no=row["out_trade_no"],
+        paid_at=row["paid_at"],
+        late=row["late"],
+        benefit_start=row["benefit_start"],
+        reason=reason,
     )
 
 
@@ -237,11 +244,13 @@ def reverse_contributions(
     if not reversed_ids:
         return []
     columns = [c for c in Contribution.__table__.columns]
-    query = _with_people(
+    query = with_people(
         select(*columns, *_WHO).join(Person, Person.id == Contribution.person_id)
     ).where(Contribution.id.in_(reversed_ids))
+    events = []
     for row in session.execute(query.order_by(Contribution.id)):
         values = dict(zip([c.name for c in columns], row[: len(columns)], strict=True))
         who = _Who(*row[len(columns) :])
-        _enqueue(session, "contribution.reversed", values["id"], values, who, reason)
+        events.append(_event("contribution.reversed", values["id"], values, who, reason))
+    enqueue_contribution_events(session, events)
     return reversed_ids

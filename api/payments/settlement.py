@@ -28,10 +28,14 @@ from sqlalchemy.orm import Session
 
 from api.audit.service import record as audit
 from api.db import utcnow
+from api.households.models import Person
 from api.payments.channels import ChannelTrade
-from api.payments.ledger import already_paid, book_contributions, order_items
+from api.payments.ledger import ITEM_COLUMNS, ItemRow, book_contributions, with_people
 from api.payments.models import (
+    Contribution,
+    ContributionStatus,
     NotificationOutcome,
+    OrderItem,
     OrderStatus,
     PaymentOrder,
     RefundReason,
@@ -90,11 +94,72 @@ def find_order(session: Session, out_trade_no: str, *, lock: bool = True) -> Ord
     return OrderRow(*row) if row is not None else None
 
 
+# The order (row-locked), its items with their people, and whether each item's premium is
+# already paid, in ONE statement: the notification hot path's first three queries were three
+# round trips. The lock is on the order row only. A copy that waited for it gets the order's
+# committed new state (PostgreSQL re-reads a locked row that changed) and takes the duplicate
+# path before `already` matters; a different order paying the same premium at the same moment
+# is caught by the contributions' partial unique index (the caller rolls back and re-applies).
+_PAID_ALREADY = (
+    select(Contribution.id)
+    .where(
+        Contribution.year == PaymentOrder.year,
+        Contribution.person_id == OrderItem.person_id,
+        Contribution.insurance == OrderItem.insurance,
+        Contribution.status == ContributionStatus.PAID.value,
+    )
+    .exists()
+)
+_FIND_WITH_ITEMS = (
+    with_people(
+        select(*_COLUMNS, *ITEM_COLUMNS, _PAID_ALREADY)
+        .select_from(PaymentOrder)
+        .outerjoin(OrderItem, OrderItem.order_id == PaymentOrder.id)
+        .outerjoin(Person, Person.id == OrderItem.person_id),
+        outer=True,
+    )
+    .where(PaymentOrder.out_trade_no == bindparam("no"))
+    .order_by(OrderItem.id)
+    .with_for_update(of=PaymentOrder)
+)
+
+
+def find_order_with_items(
+    session: Session, out_trade_no: str
+) -> tuple[OrderRow, list[ItemRow], set[tuple[int, str]]] | None:
+    """The locked order, its items, and the (person, insurance) of those already paid."""
+    rows = session.connection().execute(_FIND_WITH_ITEMS, {"no": out_trade_no}).all()
+    if not rows:
+        return None
+    width = len(_COLUMNS)
+    order = OrderRow(*rows[0][:width])
+    items: list[ItemRow] = []
+    already: set[tuple[int, str]] = set()
+    for row in rows:
+        if row[width] is None:  # an order without items (outer join)
+            continue
+        item = ItemRow(*row[width:-1])
+        items.append(item)
+        if row[-1]:
+            already.add((item.person_id, item.insurance))
+    return order, items, already
+
+
+def already_paid(
+    session: Session, *, year: int, keys: list[tuple[int, str]], read: set[tuple[int, str]]
+) -> set[tuple[int, str]]:
+    """Which (person, insurance) of `keys` already have a paid contribution for `year`: as
+    read with the locked order (`find_order_with_items`), no further query. The one place
+    that decision is taken (a test stands in for it to stage a lost race)."""
+    return {key for key in keys if key in read}
+
+
 def apply_payment(session: Session, *, trade: ChannelTrade, channel: str, actor: str) -> Applied:
     """Apply "this order is paid" from a verified notification or a channel query."""
-    order = find_order(session, trade.out_trade_no)
-    if order is None:
+    found = find_order_with_items(session, trade.out_trade_no)
+    if found is None:
         return Applied(NotificationOutcome.REJECTED, "unknown_order")
+    order, items, already = found
     if order.channel != channel:
         return _refuse(session, order, actor, "wrong_channel", f"paid via {channel}")
     if trade.amount_fen != order.amount_fen:
@@ -122,7 +187,6 @@ def apply_payment(session: Session, *, trade: ChannelTrade, channel: str, actor:
         "transaction_id": trade.transaction_id,
         "paid_amount_fen": trade.amount_fen,
     }
-    items = order_items(session, order.id)
     if order.status in (OrderStatus.CLOSED, OrderStatus.EXPIRED, OrderStatus.FAILED):
         if not transition_order(
             session,
@@ -144,7 +208,7 @@ def apply_payment(session: Session, *, trade: ChannelTrade, channel: str, actor:
         return Applied(NotificationOutcome.APPLIED, "paid_after_close", order.id)
 
     already = already_paid(
-        session, year=order.year, keys=((i.person_id, i.insurance) for i in items)
+        session, year=order.year, keys=[(i.person_id, i.insurance) for i in items], read=already
     )
     overlap = [i for i in items if (i.person_id, i.insurance) in already]
     fresh = [i for i in items if (i.person_id, i.insurance) not in already]

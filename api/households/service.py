@@ -257,9 +257,9 @@ def paid_items(session: Session, *, household_id: int, year: int) -> set[tuple[i
     for the year, whatever its source (wechat, alipay, agent cash, counter, government 代缴
     batch), and not reversed by a refund. Insurance is "medical" or "pension".
 
-    Answered by `api.payments.service.paid_keys` (payments owns contributions). The premiums
-    endpoint and the tier endpoint (which refuses to change a paid pension tier) call it once
-    per request, so it stays one indexed query (bench/http_throughput.py).
+    Answered by `api.payments.service.paid_keys` (payments owns contributions). The tier
+    endpoint (which refuses to change a paid pension tier) calls it; the premiums page reads
+    the same rule inside its one statement (`paid_exists`, see `bound_member_rows`).
     """
     from api.payments.service import paid_keys  # payments owns contributions
 
@@ -294,6 +294,8 @@ class MemberRow:
     deceased_on: date | None
     pension_tier: int | None
     categories: frozenset[str]
+    medical_paid: bool = False
+    pension_paid: bool = False
 
     def facts(self) -> PersonFacts:
         return PersonFacts(
@@ -313,65 +315,97 @@ _categories = PersonCategory.__table__
 _enrollments = Enrollment.__table__
 _bindings = HouseholdBinding.__table__
 
-# Built once: the premiums page runs this on every request, and constructing a statement costs
-# more than executing it on SQLite (bench/http_throughput.py). One round trip: the account's
-# binding (no row → not bound → 404), the members, their pension tier for the year and their
-# categories (one row per category, at least one per person).
-_MEMBERS_OF_BOUND_HOUSEHOLD = (
-    select(
-        _bindings.c.person_id.label("viewer_person_id"),
-        _persons.c.id,
-        _persons.c.id_number,
-        _persons.c.name,
-        _persons.c.birth_date,
-        _persons.c.student,
-        _persons.c.employee_pension,
-        _persons.c.employee_medical,
-        _persons.c.residence_permit,
-        _persons.c.deceased_on,
-        _enrollments.c.pension_tier,
-        _categories.c.category,
-    )
-    .select_from(
-        _bindings.join(_persons, _persons.c.household_id == _bindings.c.household_id)
-        .outerjoin(
-            _enrollments,
-            and_(
-                _enrollments.c.person_id == _persons.c.id,
-                _enrollments.c.insurance == "pension",
-                _enrollments.c.year == bindparam("year"),
-            ),
+
+def _members_of_bound_household() -> Any:
+    """The premiums page's one statement, built on first use and kept (module attribute).
+
+    Constructing a statement costs more than executing it on SQLite (bench/http_throughput.py),
+    so it is built once. One round trip, one snapshot: the account's binding (no row → not
+    bound → 404), the members, their pension tier for the year, whether each insurance is paid
+    for the year (payments' rule, `api.payments.service.paid_exists`) and their categories
+    (one row per category, at least one per person). Built lazily because payments imports a
+    long chain (orders, channels) that must not load with this module.
+    """
+    global _MEMBERS_OF_BOUND_HOUSEHOLD
+    if _MEMBERS_OF_BOUND_HOUSEHOLD is None:
+        from api.payments.service import paid_exists  # payments owns contributions
+
+        year: Any = bindparam("year")
+        _MEMBERS_OF_BOUND_HOUSEHOLD = (
+            select(
+                _bindings.c.person_id.label("viewer_person_id"),
+                _persons.c.id,
+                _persons.c.id_number,
+                _persons.c.name,
+                _persons.c.birth_date,
+                _persons.c.student,
+                _persons.c.employee_pension,
+                _persons.c.employee_medical,
+                _persons.c.residence_permit,
+                _persons.c.deceased_on,
+                _enrollments.c.pension_tier,
+                paid_exists(_persons.c.id, insurance="medical", year=year).label("medical_paid"),
+                paid_exists(_persons.c.id, insurance="pension", year=year).label("pension_paid"),
+                _categories.c.category,
+            )
+            .select_from(
+                _bindings.join(_persons, _persons.c.household_id == _bindings.c.household_id)
+                .outerjoin(
+                    _enrollments,
+                    and_(
+                        _enrollments.c.person_id == _persons.c.id,
+                        _enrollments.c.insurance == "pension",
+                        _enrollments.c.year == year,
+                    ),
+                )
+                .outerjoin(_categories, _categories.c.person_id == _persons.c.id)
+            )
+            .where(
+                _bindings.c.account_id == bindparam("account_id"),
+                _bindings.c.household_id == bindparam("household_id"),
+            )
+            .order_by(_persons.c.id)
         )
-        .outerjoin(_categories, _categories.c.person_id == _persons.c.id)
-    )
-    .where(
-        _bindings.c.account_id == bindparam("account_id"),
-        _bindings.c.household_id == bindparam("household_id"),
-    )
-    .order_by(_persons.c.id)
-)
+    return _MEMBERS_OF_BOUND_HOUSEHOLD
+
+
+_MEMBERS_OF_BOUND_HOUSEHOLD: Any = None
 
 
 def bound_member_rows(
     session: Session, *, account_id: int, household_id: int, year: int
 ) -> tuple[int, list[MemberRow]]:
-    """(the viewer's person id, the members) of a household the account is bound to.
+    """(the viewer's person id, the members with their paid items) of a household the account
+    is bound to.
 
     Core, not ORM, in one statement: this is the hot read path (every premiums request).
     Raises 404 when the account is not bound to the household (see `bound_person_id`).
     """
     rows = session.connection().execute(
-        _MEMBERS_OF_BOUND_HOUSEHOLD,
+        _members_of_bound_household(),
         {"account_id": account_id, "household_id": household_id, "year": year},
     )
     viewer: int | None = None
     members: list[MemberRow] = []
-    current: list[Any] | None = None
+    current: Any = None
     categories: set[str] = set()
 
     def flush() -> None:
         if current is not None:
-            pid, id_number, name, birth, student, e_pension, e_medical, permit, died, tier = current
+            (
+                pid,
+                id_number,
+                name,
+                birth,
+                student,
+                e_pension,
+                e_medical,
+                permit,
+                died,
+                tier,
+                medical_paid,
+                pension_paid,
+            ) = current
             members.append(
                 MemberRow(
                     id=pid,
@@ -385,6 +419,8 @@ def bound_member_rows(
                     deceased_on=died,
                     pension_tier=tier,
                     categories=frozenset(categories),
+                    medical_paid=bool(medical_paid),
+                    pension_paid=bool(pension_paid),
                 )
             )
 
@@ -392,9 +428,9 @@ def bound_member_rows(
         viewer = row[0]
         if current is None or current[0] != row[1]:
             flush()
-            current, categories = list(row[1:11]), set()
-        if row[11] is not None:
-            categories.add(row[11])
+            current, categories = row[1:13], set()
+        if row[13] is not None:
+            categories.add(row[13])
     flush()
     if viewer is None:
         raise NotFound("未找到该家庭，或您尚未绑定该家庭")
@@ -415,7 +451,10 @@ def household_premiums(
     viewer_person_id, people = bound_member_rows(
         session, account_id=account_id, household_id=household_id, year=year
     )
-    paid = paid_items(session, household_id=household_id, year=year)
+    # Paid items come with the members (same statement, same snapshot): see `paid_items`.
+    paid = {(p.id, "medical") for p in people if p.medical_paid} | {
+        (p.id, "pension") for p in people if p.pension_paid
+    }
     quote = quote_people(policy, [p.facts() for p in people], on=today)
     members = [
         _member_body(person, line, paid, viewer_person_id)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import ColumnElement, Exists, Select, bindparam, func, literal_column, select
 from sqlalchemy.orm import Session, selectinload
 
 from api.clock import BEIJING
@@ -199,6 +199,29 @@ def paid_keys(session: Session, *, household_id: int, year: int) -> set[tuple[in
     reversed: what `api.households.service.paid_items` answers. One indexed query."""
     rows = session.connection().execute(_PAID_KEYS, {"household_id": household_id, "year": year})
     return {(pid, ins) for pid, ins in rows}
+
+
+def paid_exists(person_id: ColumnElement[Any], *, insurance: str, year: Any) -> Exists:
+    """A correlated EXISTS: has `person_id` a contribution in status paid for `insurance` and
+    `year` (any source, not reversed)? The same rule as `paid_keys`, as a column for another
+    module's statement: the premiums page reads members and their paid items in one round trip
+    (bench/http_throughput.py) without importing payments' models. The literal status matches
+    the partial unique index (person_id, insurance, year) WHERE status = 'paid'."""
+    contributions = Contribution.__table__
+    return (
+        select(literal_column("1"))
+        .select_from(contributions)
+        .where(
+            contributions.c.person_id == person_id,
+            contributions.c.insurance == literal_column(f"'{_INSURANCE_SQL[insurance]}'"),
+            contributions.c.year == year,
+            contributions.c.status == literal_column(f"'{ContributionStatus.PAID.value}'"),
+        )
+        .exists()
+    )
+
+
+_INSURANCE_SQL = {"medical": "medical", "pension": "pension"}  # only known words reach SQL
 
 
 def open_order_of(session: Session, *, household_id: int) -> PaymentOrder | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from api.audit.models import AuditEvent
 from api.households import service
 from api.households.models import Enrollment
+from api.payments.models import Contribution
 from tests.auth.login_fakes import use_settings
 from tests.households.household_factories import (
     bearer,
@@ -119,12 +121,42 @@ def test_premiums_structure_statuses_and_masking(app: Flask) -> None:
     }
 
 
-def test_late_day_and_paid_hook(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+def _contribution(
+    app: Flask, s: dict[str, Any], name: str, insurance: str, *, year: int = 2020, status: str
+) -> None:
+    session = app.extensions["database"].session()
+    session.add(
+        Contribution(
+            person_id=s["pid"][name],
+            household_id=s["household"],
+            insurance=insurance,
+            year=year,
+            amount_fen=1,
+            government_pays_fen=0,
+            subsidy_fen=0,
+            source="agent",
+            paid_at=datetime(2019, 11, 5, 2, tzinfo=UTC),
+            late=False,
+            benefit_start=date(year, 1, 1),
+            status=status,
+        )
+    )
+    session.commit()
+
+
+def test_late_day_and_paid_hook(app: Flask) -> None:
+    """Paid items come from contributions in status paid for the year, read in the premiums
+    statement itself: a reversed contribution or one of another year does not count."""
     use_settings(app, APP_TODAY="2019-12-21")  # first late day
     with app.app_context():
         s = _setup(app)
-    paid = {(s["pid"]["王明"], "medical")}
-    monkeypatch.setattr(service, "paid_items", lambda session, **kw: paid)
+        _contribution(app, s, "王明", "medical", status="paid")
+        _contribution(app, s, "王小明", "medical", status="reversed")
+        _contribution(app, s, "王小明", "medical", year=2019, status="paid")
+        paid = service.paid_items(
+            app.extensions["database"].session(), household_id=s["household"], year=2020
+        )
+    assert paid == {(s["pid"]["王明"], "medical")}  # the tier endpoint's view agrees
     body = _premiums(app, s).get_json()
     assert body["late"] is True
     members = {m["person_id"]: m for m in body["members"]}
@@ -133,6 +165,7 @@ def test_late_day_and_paid_hook(app: Flask, monkeypatch: pytest.MonkeyPatch) -> 
     assert me["medical"]["rule"] == "medical.late"
     child = members[s["pid"]["王明"]]
     assert child["medical"]["status"] == "paid"
+    assert me["medical"]["status"] == "unpaid"  # reversed, or paid for another year
     assert body["totals"]["unpaid_fen"] == 81000  # the child's item is paid
 
 

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from api.errors import InvalidInput
@@ -71,6 +72,13 @@ def facts_of(person: Person, year: int) -> PersonFacts:
     )
 
 
+@lru_cache(maxsize=512)
+def _rule_label(rule: str) -> str:
+    """`rules.rule_label` kept per rule key: a few dozen keys, asked twice per member per
+    request; the label is a pure function of the key (no policy passed here)."""
+    return rules.rule_label(rule)
+
+
 def member_body(quote: MemberQuote) -> dict[str, Any]:
     # Explicit dicts, not dataclasses.asdict (which deep-copies: measurable on the hot path).
     medical, pension = quote.medical, quote.pension
@@ -83,7 +91,7 @@ def member_body(quote: MemberQuote) -> dict[str, Any]:
             "subsidy_fen": medical.subsidy_fen,
             "late": medical.late,
             "rule": medical.rule,
-            "rule_label": rules.rule_label(medical.rule),
+            "rule_label": _rule_label(medical.rule),
         },
         "pension": {
             "eligible": pension.eligible,
@@ -92,7 +100,7 @@ def member_body(quote: MemberQuote) -> dict[str, Any]:
             "government_pays_fen": pension.government_pays_fen,
             "subsidy_fen": pension.subsidy_fen,
             "rule": pension.rule,
-            "rule_label": rules.rule_label(pension.rule),
+            "rule_label": _rule_label(pension.rule),
         },
     }
 

@@ -52,6 +52,8 @@ def test_premiums_body_is_the_schema_output(app: Flask, today: str) -> None:
     )
     assert response.status_code == 200
     assert response.mimetype == "application/json"
+    # Chinese is sent as UTF-8, not \u escapes (as the app's JSON provider does elsewhere).
+    assert "李*英".encode() in response.data and b"\\u" not in response.data
     _round_trips(HouseholdPremiumsSchema(), response.get_json())
 
 

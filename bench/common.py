@@ -21,14 +21,19 @@ Ratios against a baseline of the same run keep the comparison honest on a noisy 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import platform
+import socket
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -229,3 +234,67 @@ def write_results(rows: list[dict[str, Any]], *, args: dict[str, Any]) -> Path:
     )
     md.write_text(header + markdown_table(document["rows"]), encoding="utf-8")
     return target
+
+
+# Gunicorn under test -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Gunicorn:
+    """A gunicorn serving the app under test; `stop()` ends it (TERM, then KILL)."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_gunicorn(
+    app_spec: str, *, env: dict[str, str], workers: int, threads: int, cwd: Path
+) -> Gunicorn:
+    """Start gunicorn on a free loopback port and wait until `/health` answers 200.
+
+    Every HTTP benchmark serves its measured route and its trivial ceiling route through this
+    one function, so both always run under the same server settings.
+    """
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--log-level",
+            "warning",
+            app_spec,
+        ],
+        cwd=cwd,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return Gunicorn(process, port)
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("gunicorn did not start")

@@ -28,7 +28,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, func, select, text
+
+from bench.common import Gunicorn, start_gunicorn
 
 PG_ADMIN_URL = os.environ.get(
     "TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -196,56 +197,14 @@ def _quote_body() -> bytes:
 # Server and load -------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Gunicorn:
-    process: subprocess.Popen[bytes]
-    port: int
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 def _start(url: str, workers: int, threads: int) -> Gunicorn:
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("gunicorn")),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--log-level",
-            "warning",
-            "bench.http_throughput:make_app()",
-        ],
-        cwd=ROOT,
+    return start_gunicorn(
+        "bench.http_throughput:make_app()",
         env=_env(url),
+        workers=workers,
+        threads=threads,
+        cwd=ROOT,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return Gunicorn(process, port)
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("gunicorn did not start")
 
 
 Request = tuple[str, str, bytes | None, dict[str, str]]

@@ -23,21 +23,17 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, func, insert, select, text
 
-from bench.common import pg_available, pg_database, result_row
+from bench.common import Gunicorn, pg_available, pg_database, result_row, start_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTIFY_PATH = "/api/v1/payments/notify/wechat"
@@ -192,28 +188,7 @@ def _bodies(orders: list[tuple[str, int]]) -> list[bytes]:
 # Server and client ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Gunicorn:
-    process: subprocess.Popen[bytes]
-    port: int
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 def _start(url: str, workers: int, threads: int) -> Gunicorn:
-    port = _free_port()
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -221,34 +196,9 @@ def _start(url: str, workers: int, threads: int) -> Gunicorn:
         "PYTHONPATH": str(ROOT),
         "TZ": "Asia/Shanghai",
     }
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("gunicorn")),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--log-level",
-            "warning",
-            "bench.notify_throughput:make_app()",
-        ],
-        cwd=ROOT,
-        env=env,
+    return start_gunicorn(
+        "bench.notify_throughput:make_app()", env=env, workers=workers, threads=threads, cwd=ROOT
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return Gunicorn(process, port)
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("gunicorn did not start")
 
 
 def _load(

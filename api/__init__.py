@@ -73,6 +73,12 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
 
     register_blueprints(api)
     register_docs_static(app)
+    if settings.PROXY_HOPS > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.PROXY_HOPS, x_proto=settings.PROXY_HOPS
+        )
     _register_request_hooks(app, database)
     _register_health(app, database)
     from api.cli import register_cli

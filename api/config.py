@@ -62,6 +62,9 @@ class Config:
     RECONCILE_AFTER_MINUTES: int = 5
     BIND_MAX_FAILURES: int = 5
     BIND_FAILURE_WINDOW_SECONDS: int = 900
+    # Reverse proxies in front of gunicorn that set X-Forwarded-For/-Proto (0: none). Bind
+    # throttling counts failures per client address, so behind a load balancer this must be set.
+    PROXY_HOPS: int = 0
     LOG_LEVEL: str = "INFO"
     TESTING: bool = False
 

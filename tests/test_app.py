@@ -57,3 +57,26 @@ def test_interactive_docs_are_served_without_a_cdn(client: FlaskClient) -> None:
     assert script.status_code == 200
     assert len(script.data) > 100_000
     assert client.get("/docs/static/../../api/config.py").status_code == 404
+
+
+def test_client_address_behind_a_trusted_proxy() -> None:
+    from flask import request
+
+    from api import create_app
+    from api.config import Config
+
+    for hops, expected in ((0, "10.0.0.1"), (1, "203.0.113.7")):
+        app = create_app(
+            Config.from_env({}, DATABASE_URL="sqlite://", PROXY_HOPS=hops, TESTING=True)
+        )
+
+        @app.get("/whoami")
+        def whoami() -> str:
+            return request.remote_addr or ""
+
+        reply = app.test_client().get(
+            "/whoami",
+            headers={"X-Forwarded-For": "203.0.113.7"},
+            environ_base={"REMOTE_ADDR": "10.0.0.1"},
+        )
+        assert reply.get_data(as_text=True) == expected

@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from sandbox.server import SandboxServer
 from sandbox.settings import KEYS_DIR, SandboxSettings
+from tests.servers import FAST, running_sandbox, serving
 
 #: 24h4m of WeChat retries become ~1.7 s; Alipay's 24h24m about the same.
-FAST = 0.00002
 V2_ACK = (
     b"<xml><return_code><![CDATA[SUCCESS]]></return_code>"
     b"<return_msg><![CDATA[OK]]></return_msg></xml>"
@@ -91,12 +90,8 @@ class Receiver:
 
 @pytest.fixture(scope="session")
 def _sandbox_server() -> Iterator[SandboxServer]:
-    settings = SandboxSettings.from_env(
-        {}, SANDBOX_TIME_SCALE=FAST, SANDBOX_REFUND_SECONDS=1.0, SANDBOX_NOTIFY_TIMEOUT=2.0
-    )
-    server = SandboxServer(settings, port=0).start()
-    yield server
-    server.stop()
+    with running_sandbox() as server:
+        yield server
 
 
 @pytest.fixture
@@ -111,12 +106,9 @@ def sandbox(_sandbox_server: SandboxServer) -> Iterator[SandboxServer]:
 @pytest.fixture(scope="session")
 def _receiver_server() -> Iterator[Receiver]:
     receiver = Receiver()
-    server = make_server("127.0.0.1", 0, receiver.handle, threaded=True)
-    receiver.base_url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield receiver
-    server.shutdown()
+    with serving(receiver.handle) as base_url:
+        receiver.base_url = base_url
+        yield receiver
 
 
 @pytest.fixture

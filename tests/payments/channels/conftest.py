@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from api.config import Config
@@ -28,12 +27,12 @@ from api.payments.channels import (
     get_channel,
     new_out_trade_no,
 )
+from tests.servers import FAST, running_sandbox, serving
 
 sandbox_server = pytest.importorskip("sandbox.server")
 sandbox_settings = pytest.importorskip("sandbox.settings")
 
 #: Vendor retry schedules squeezed to a couple of seconds (see tests/sandbox/conftest.py).
-FAST = 0.00002
 
 
 @dataclass
@@ -99,12 +98,8 @@ class Receiver:
 
 @pytest.fixture(scope="session")
 def _sandbox() -> Iterator[Any]:
-    settings = sandbox_settings.SandboxSettings.from_env(
-        {}, SANDBOX_TIME_SCALE=FAST, SANDBOX_REFUND_SECONDS=1.0, SANDBOX_NOTIFY_TIMEOUT=2.0
-    )
-    server = sandbox_server.SandboxServer(settings, port=0).start()
-    yield server
-    server.stop()
+    with running_sandbox() as server:
+        yield server
 
 
 @pytest.fixture
@@ -119,12 +114,9 @@ def sandbox(_sandbox: Any) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def _receiver() -> Iterator[Receiver]:
     receiver = Receiver()
-    server = make_server("127.0.0.1", 0, receiver.handle, threaded=True)
-    receiver.base_url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield receiver
-    server.shutdown()
+    with serving(receiver.handle) as base_url:
+        receiver.base_url = base_url
+        yield receiver
 
 
 @pytest.fixture

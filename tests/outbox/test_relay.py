@@ -325,3 +325,48 @@ def test_http_ack_sink_contract(monkeypatch: pytest.MonkeyPatch) -> None:
         "http://api.test/api/v1/tax/acknowledgements",
     ]
     assert calls[3][1] == {"Authorization": "Bearer t3"}
+
+
+def test_embedded_queue_failure_in_a_later_batch_of_a_transaction_loses_and_repeats_nothing(
+    committing_app: Flask, tmp_path: Any
+) -> None:
+    """Several batches share one transaction on the database queue: a failure in the second
+    rolls back the first too (queue rows and marks alike), so every record is still pending,
+    nothing is on the queue, and the next run sends each record exactly once."""
+    database: Database = committing_app.extensions["database"]
+    harness = Harness(database, database.url, "", TaxStore(f"sqlite:///{tmp_path / 't.db'}"))
+    try:
+        ids = set(harness.enqueue(range(1, 13)))
+        calls: list[list[str]] = []
+
+        def crash_in_second_batch(result: PublishResult) -> None:
+            calls.append(result.confirmed)
+            if len(calls) == 2:
+                raise RuntimeError("relay died in the second batch")
+
+        settings = RelaySettings(batch=5, retry=FAST_RETRY, transaction_batches=3)
+        publisher = harness.publisher()
+        with pytest.raises(RuntimeError, match="second batch"):
+            run_relay(
+                database,
+                publisher,
+                settings=settings,
+                once=True,
+                after_publish=crash_in_second_batch,
+            )
+        assert [len(c) for c in calls] == [5, 5]
+        assert not set(calls[0]) & set(calls[1])
+        assert {m.status for m in harness.messages().values()} == {PENDING}
+        assert all(m.deliveries == 0 for m in harness.messages().values())
+        assert harness.consumer.subscriber.receive(100, 0.0) == []  # nothing was queued
+
+        totals = run_relay(database, publisher, settings=settings, once=True)
+        assert totals.sent == 12 and totals.batches == 3
+        stats = harness.consumer.drain()
+        assert stats.booked == 12 and stats.duplicates == 0
+        assert set(harness.store.booked()) == ids
+        assert set(harness.store.deliveries_seen().values()) == {1}
+        messages = harness.messages()
+        assert all(m.status == SENT and m.deliveries == 1 for m in messages.values())
+    finally:
+        harness.close()

@@ -53,7 +53,9 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
         Path(settings.DATABASE_URL.removeprefix("sqlite:///")).parent.mkdir(
             parents=True, exist_ok=True
         )
-    database = Database(settings.DATABASE_URL)
+    database = Database(
+        settings.DATABASE_URL, alive_window=settings.DATABASE_PING_AFTER_IDLE_MS / 1000
+    )
     app.extensions["database"] = database
     Migrate(app, _MigrateMetadata(), directory=str(PROJECT_ROOT / "migrations"))
 

@@ -65,6 +65,8 @@ class Config:
     # Reverse proxies in front of gunicorn that set X-Forwarded-For/-Proto (0: none). Bind
     # throttling counts failures per client address, so behind a load balancer this must be set.
     PROXY_HOPS: int = 0
+    # A pooled PostgreSQL connection idle longer than this is pinged before use (api.db).
+    DATABASE_PING_AFTER_IDLE_MS: int = 500
     LOG_LEVEL: str = "INFO"
     TESTING: bool = False
 

@@ -8,6 +8,7 @@ responses; `Schema` forbids unknown fields so a typo is a 422, not a silently ig
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -15,9 +16,12 @@ import marshmallow as ma
 from flask import Response, jsonify, request
 from flask_smorest import Api as _Api
 from flask_smorest import Blueprint as _Blueprint
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from api.errors import DomainError
+
+log = logging.getLogger(__name__)
 
 # Stable machine code and a Chinese message for each HTTP status we may answer with.
 HTTP_ERRORS: dict[int, tuple[str, str]] = {
@@ -68,6 +72,7 @@ class Api(_Api):
     def _register_error_handlers(self) -> None:
         super()._register_error_handlers()
         self._app.register_error_handler(DomainError, self.handle_domain_error)
+        self._app.register_error_handler(DBAPIError, self.handle_database_error)
 
     def handle_http_exception(self, error: HTTPException) -> Any:  # type: ignore[override]
         status = error.code or 500
@@ -78,6 +83,23 @@ class Api(_Api):
         response = error_response(status, code=code, message=message, errors=errors)
         for key, value in (data.get("headers") or {}).items():
             response.headers[key] = value
+        return response
+
+    def handle_database_error(self, error: DBAPIError) -> Response:
+        """A lost database connection is "try again" (503), not a crash page.
+
+        `api.db.ping_when_idle` trusts a connection used within the last half second, so a
+        database that restarted in that moment fails the request's first statement instead
+        of a ping; the pool is invalidated by then and the next request reconnects. Any other
+        driver error is a bug and goes on as the 500 it is.
+        """
+        if not error.connection_invalidated:
+            raise error
+        log.warning("database connection lost during a request", exc_info=error)
+        response = error_response(
+            503, code="database_unavailable", message="服务暂时不可用，请稍后再试"
+        )
+        response.headers["Retry-After"] = "1"
         return response
 
     def handle_domain_error(self, error: DomainError) -> Response:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, bindparam, func, insert, select, text, true, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from api.audit.service import record as audit
@@ -64,14 +64,30 @@ def receive(
 ) -> Reply:
     """Handle one notification end to end; returns the exact reply to send."""
     channel = get_channel(settings, channel_name)
-    log_id = store_raw(
-        db,
-        channel=channel_name,
-        path=path,
-        headers=headers,
-        body=body,
-        remote_addr=remote_addr,
-    )
+    try:
+        log_id = store_raw(
+            db,
+            channel=channel_name,
+            path=path,
+            headers=headers,
+            body=body,
+            remote_addr=remote_addr,
+        )
+    except DBAPIError as exc:
+        # A pooled connection the server dropped (`api.db.ping_when_idle`): once more, on a
+        # fresh one. Anything else, or a second failure, is the gateway's to retry.
+        db.session.remove()
+        if not exc.connection_invalidated:
+            raise
+        log.warning("callback log: connection lost, storing again", exc_info=exc)
+        log_id = store_raw(
+            db,
+            channel=channel_name,
+            path=path,
+            headers=headers,
+            body=body,
+            remote_addr=remote_addr,
+        )
     try:
         verified = channel.parse_notification(headers, body, path)
     except NotificationRejected as exc:
@@ -270,6 +286,12 @@ def in_transaction(db: Database, work: Callable[[Session], T]) -> T:
 
 
 def _transient(exc: OperationalError) -> bool:
+    """Worth another go: a deadlock, a serialization failure, SQLite busy, or a connection the
+    server dropped (the pool has been invalidated and the next attempt reconnects; if the
+    drop came during COMMIT and the commit did land, the retry finds the order paid and takes
+    the duplicate path, changing nothing)."""
+    if exc.connection_invalidated:
+        return True
     code = getattr(getattr(exc, "orig", None), "sqlstate", None)
     return code in ("40001", "40P01") or "database is locked" in str(exc)
 

@@ -32,7 +32,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -103,11 +103,7 @@ def transition_order(
         raise IllegalTransition(f"order {order.out_trade_no}: {source} → {to}")
     now = utcnow()
     changes = {"status": str(to), "updated_at": now, **(values or {})}
-    if not _conditional_update(session, PaymentOrder, "status", order.id, source, changes):
-        return False
-    _remember(order, changes)
-    _record(
-        session,
+    history = _history(
         entity="order",
         order_id=order.id,
         refund_id=refund.id if refund is not None else None,
@@ -119,6 +115,9 @@ def transition_order(
         detail=detail,
         at=now,
     )
+    if not _move(session, PaymentOrder, "status", order.id, source, changes, history):
+        return False
+    _remember(order, changes)
     return True
 
 
@@ -134,19 +133,60 @@ def _update_statement(model: type, state_column: str, columns: tuple[str, ...]) 
     )
 
 
-def _conditional_update(
+@lru_cache(maxsize=64)
+def _move_statement(model: type, state_column: str, columns: tuple[str, ...]) -> Any:
+    """PostgreSQL: the conditional UPDATE and its two history rows as ONE statement.
+
+    ``WITH moved AS (UPDATE … RETURNING id), e AS (INSERT … SELECT … FROM moved),
+    a AS (INSERT … SELECT … FROM moved) SELECT count(*) FROM moved``: the history rows are
+    written exactly when the update matched, as in the three-statement form, in one round
+    trip instead of three (a payment notification's transition is on its hot path).
+    """
+    table = model.__table__  # type: ignore[attr-defined]
+    moved = _update_statement(model, state_column, columns).returning(table.c.id).cte("moved")
+    history = [
+        insert(target)
+        .from_select(
+            list(names),
+            select(
+                *(bindparam(f"{prefix}{name}", type_=target.c[name].type) for name in names)
+            ).select_from(moved),
+        )
+        .cte(f"{prefix}rows")
+        for target, names, prefix in (
+            (_EVENTS, _EVENT_COLUMNS, "e_"),
+            (_AUDIT, _AUDIT_COLUMNS, "a_"),
+        )
+    ]
+    return select(func.count()).select_from(moved).add_cte(*history)
+
+
+def _move(
     session: Session,
     model: type,
     state_column: str,
     row_id: int,
     source: str,
     changes: dict[str, Any],
+    history: tuple[dict[str, Any], dict[str, Any]],
 ) -> bool:
+    """The conditional UPDATE; when it matched, the order event and the audit row."""
     columns = tuple(sorted(changes))
     params = {f"v_{k}": changes[k] for k in columns}
     params.update(w_id=row_id, w_from=source)
-    result = session.connection().execute(_update_statement(model, state_column, columns), params)
-    return bool(result.rowcount == 1)
+    connection = session.connection()
+    event, audit = history
+    if connection.dialect.name == "postgresql":
+        params.update({f"e_{name}": value for name, value in event.items()})
+        params.update({f"a_{name}": value for name, value in audit.items()})
+        statement = _move_statement(model, state_column, columns)
+        return bool(connection.execute(statement, params).scalar_one() == 1)
+    result = connection.execute(_update_statement(model, state_column, columns), params)
+    if result.rowcount != 1:
+        return False
+    connection.execute(_EVENT_INSERT, event)
+    connection.execute(_AUDIT_INSERT, audit)
+    return True
 
 
 def _remember(row: Any, changes: dict[str, Any]) -> None:
@@ -177,11 +217,7 @@ def transition_refund(
     changes: dict[str, Any] = {"state": str(to), "updated_at": now, **(values or {})}
     if to == R.SUCCEEDED and "succeeded_at" not in changes:
         changes["succeeded_at"] = now
-    if not _conditional_update(session, Refund, "state", refund.id, source, changes):
-        return False
-    _remember(refund, changes)
-    _record(
-        session,
+    history = _history(
         entity="refund",
         order_id=refund.order_id,
         refund_id=refund.id,
@@ -193,6 +229,9 @@ def transition_refund(
         detail=detail,
         at=now,
     )
+    if not _move(session, Refund, "state", refund.id, source, changes, history):
+        return False
+    _remember(refund, changes)
     return True
 
 
@@ -200,16 +239,18 @@ def record_new_refund(session: Session, refund: Refund, *, actor: str, reason: s
     """A refund is born `requested`: its history starts with that event (from "")."""
     _record(
         session,
-        entity="refund",
-        order_id=refund.order_id,
-        refund_id=refund.id,
-        subject=f"refund:{refund.out_refund_no}",
-        source="",
-        to=refund.state,
-        actor=actor,
-        reason=reason,
-        detail={"amount_fen": refund.amount_fen},
-        at=refund.created_at or utcnow(),
+        _history(
+            entity="refund",
+            order_id=refund.order_id,
+            refund_id=refund.id,
+            subject=f"refund:{refund.out_refund_no}",
+            source="",
+            to=refund.state,
+            actor=actor,
+            reason=reason,
+            detail={"amount_fen": refund.amount_fen},
+            at=refund.created_at or utcnow(),
+        ),
     )
 
 
@@ -217,21 +258,22 @@ def record_new_order(session: Session, order: PaymentOrder, *, actor: str) -> No
     """An order is born `created`: its history starts with that event (from "")."""
     _record(
         session,
-        entity="order",
-        order_id=order.id,
-        refund_id=None,
-        subject=f"order:{order.out_trade_no}",
-        source="",
-        to=order.status,
-        actor=actor,
-        reason="created",
-        detail={"amount_fen": order.amount_fen, "channel": order.channel},
-        at=order.created_at or utcnow(),
+        _history(
+            entity="order",
+            order_id=order.id,
+            refund_id=None,
+            subject=f"order:{order.out_trade_no}",
+            source="",
+            to=order.status,
+            actor=actor,
+            reason="created",
+            detail={"amount_fen": order.amount_fen, "channel": order.channel},
+            at=order.created_at or utcnow(),
+        ),
     )
 
 
-def _record(
-    session: Session,
+def _history(
     *,
     entity: str,
     order_id: int,
@@ -243,37 +285,52 @@ def _record(
     reason: str,
     detail: dict[str, Any] | None,
     at: datetime,
-) -> None:
-    # Plain INSERTs (no ORM unit of work): this runs on every payment notification.
-    connection = session.connection()
-    connection.execute(
-        _EVENT_INSERT,
-        {
-            "order_id": order_id,
-            "refund_id": refund_id,
-            "entity": entity,
-            "from_state": source,
-            "to_state": to,
-            "actor": actor,
-            "reason": reason[:64],
-            "detail": detail,
-            "at": at,
-        },
-    )
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The order event row and the audit row of one transition (plain rows, no ORM)."""
+    event = {
+        "order_id": order_id,
+        "refund_id": refund_id,
+        "entity": entity,
+        "from_state": source,
+        "to_state": to,
+        "actor": actor,
+        "reason": reason[:64],
+        "detail": detail,
+        "at": at,
+    }
     # The audit log row, written as `api.audit.service.record` would write it.
-    connection.execute(
-        _AUDIT_INSERT,
-        {
-            "at": at,
-            "actor": actor,
-            "action": f"payments.{entity}.{to}" if source else f"payments.{entity}.created",
-            "subject": subject,
-            "outcome": "ok",
-            "detail": {"from": source, "to": to, "reason": reason, **(detail or {})},
-            "remote_addr": None,
-        },
-    )
+    audit = {
+        "at": at,
+        "actor": actor,
+        "action": f"payments.{entity}.{to}" if source else f"payments.{entity}.created",
+        "subject": subject,
+        "outcome": "ok",
+        "detail": {"from": source, "to": to, "reason": reason, **(detail or {})},
+        "remote_addr": None,
+    }
+    return event, audit
 
 
-_EVENT_INSERT = insert(OrderEvent.__table__)  # type: ignore[arg-type]
-_AUDIT_INSERT = insert(AuditEvent.__table__)  # type: ignore[arg-type]
+def _record(session: Session, history: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    event, audit = history
+    connection = session.connection()
+    connection.execute(_EVENT_INSERT, event)
+    connection.execute(_AUDIT_INSERT, audit)
+
+
+_EVENTS: Any = OrderEvent.__table__
+_AUDIT: Any = AuditEvent.__table__
+_EVENT_COLUMNS = (
+    "order_id",
+    "refund_id",
+    "entity",
+    "from_state",
+    "to_state",
+    "actor",
+    "reason",
+    "detail",
+    "at",
+)
+_AUDIT_COLUMNS = ("at", "actor", "action", "subject", "outcome", "detail", "remote_addr")
+_EVENT_INSERT = insert(_EVENTS)
+_AUDIT_INSERT = insert(_AUDIT)

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from api.clock import BEIJING
-from api.db import utcnow
+from api.db import unnest_insert, unnest_params, utcnow
 from api.households.models import Household, Person, Town, Village
 from api.payments.models import Contribution, ContributionStatus, OrderItem
 from api.payments.outbox import ContributionEvent
@@ -161,7 +161,7 @@ def book_contributions(
         }
         for item in items
     ]
-    ids: list[int] = list(session.connection().execute(_CONTRIBUTION_INSERT, rows).scalars())
+    ids = _insert_contributions(session, rows)
     enqueue_contribution_events(
         session,
         [
@@ -172,9 +172,49 @@ def book_contributions(
     return ids
 
 
-# Core, not the ORM's bulk INSERT: same multi-row INSERT … RETURNING, a millisecond less.
-_CONTRIBUTION_INSERT = insert(Contribution.__table__).returning(  # type: ignore[arg-type]
-    Contribution.__table__.c.id, sort_by_parameter_order=True
+def _insert_contributions(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """INSERT the rows (all of one order) and return their ids, in the rows' order."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return list(connection.execute(_CONTRIBUTION_INSERT, rows).scalars())
+    params = unnest_params(rows, per_row=_PER_ITEM, shared=_PER_ORDER)
+    # RETURNING pairs each id with its order item: no reliance on the order rows come back in.
+    booked = dict(
+        (item_id, contribution_id)
+        for contribution_id, item_id in connection.execute(_PG_CONTRIBUTION_INSERT, params)
+    )
+    return [booked[row["order_item_id"]] for row in rows]
+
+
+_TABLE: Any = Contribution.__table__
+# SQLite: one multi-row INSERT … RETURNING (Core, not the ORM's bulk INSERT).
+_CONTRIBUTION_INSERT = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
+# PostgreSQL: the same rows as arrays (`api.db.unnest_insert`, prepared once per connection;
+# the VALUES form was a sixth of a notification's Python time, psycopg re-parsing its SQL).
+_PER_ITEM = (
+    "person_id",
+    "insurance",
+    "year",
+    "amount_fen",
+    "government_pays_fen",
+    "subsidy_fen",
+    "pension_tier",
+    "order_item_id",
+    "late",
+    "benefit_start",
+)
+_PER_ORDER = (
+    "household_id",
+    "source",
+    "order_id",
+    "out_trade_no",
+    "channel_transaction_id",
+    "paid_at",
+    "status",
+    "created_at",
+)
+_PG_CONTRIBUTION_INSERT = unnest_insert(
+    _TABLE, per_row=_PER_ITEM, shared=_PER_ORDER, returning=("id", "order_item_id")
 )
 
 

@@ -370,3 +370,90 @@ def test_embedded_queue_failure_in_a_later_batch_of_a_transaction_loses_and_repe
         assert all(m.status == SENT and m.deliveries == 1 for m in messages.values())
     finally:
         harness.close()
+
+
+def test_pipelined_relay_crash_keeps_confirmed_batches_and_releases_the_claimed_one(
+    pg_committing_app: Flask, amqp_queue_url: str, tmp_path: Any
+) -> None:
+    """PostgreSQL with RabbitMQ overlaps one batch's database work with the next batch's
+    publishing, so while batch 2 is published batch 1's marks are being committed and batch 3
+    is already claimed (locked). A crash after batch 2's confirms: batch 1 stays sent, batch 2
+    (confirmed, not marked) and batch 3 (claimed, never published) are released and pending,
+    and the next run sends the rest; only batch 2 reaches the tax side twice."""
+    database: Database = pg_committing_app.extensions["database"]
+    harness = Harness(
+        database, database.url, amqp_queue_url, TaxStore(f"sqlite:///{tmp_path / 't.db'}")
+    )
+    try:
+        ids = harness.enqueue(range(1, 26))
+        batches: list[list[str]] = []
+
+        def crash_after_second_batch(result: PublishResult) -> None:
+            batches.append(result.confirmed)
+            if len(batches) == 2:
+                raise RuntimeError("relay died after the second batch's confirms")
+
+        settings = RelaySettings(batch=5, retry=FAST_RETRY)
+        publisher = harness.publisher()
+        with pytest.raises(RuntimeError, match="second batch"):
+            run_relay(
+                database,
+                publisher,
+                settings=settings,
+                once=True,
+                after_publish=crash_after_second_batch,
+            )
+        first, second = batches
+        assert first == ids[:5] and second == ids[5:10]
+        status = {i: m.status for i, m in harness.messages().items()}
+        assert {status[i] for i in first} == {SENT}
+        assert {status[i] for i in ids[5:]} == {PENDING}  # nothing left locked or half-done
+
+        totals = run_relay(database, publisher, settings=settings, once=True)
+        assert totals.sent == 20 and totals.outages == 0
+        stats = harness.consumer.drain()
+        assert stats.booked == 25 and stats.duplicates == 5
+        seen = harness.store.deliveries_seen()
+        assert {i for i, n in seen.items() if n == 2} == set(second)
+        assert all(seen[i] == 1 for i in ids if i not in second)
+        messages = harness.messages()
+        assert all(m.status == SENT and m.deliveries == 1 for m in messages.values())
+    finally:
+        harness.close()
+
+
+def test_pipelined_and_sequential_relays_publish_the_same(
+    pg_committing_app: Flask, amqp_queue_url: str, tmp_path: Any
+) -> None:
+    """`RelaySettings.overlap` changes when the database work happens, not what is sent:
+    same records, same order, each once, with a short last batch."""
+    database: Database = pg_committing_app.extensions["database"]
+    harness = Harness(
+        database, database.url, amqp_queue_url, TaxStore(f"sqlite:///{tmp_path / 't.db'}")
+    )
+    try:
+        order: list[str] = []
+
+        class Recording:
+            def __init__(self, inner: Publisher) -> None:
+                self.inner = inner
+
+            def publish(self, messages: list[OutgoingMessage]) -> PublishResult:
+                order.extend(m.message_id for m in messages)
+                return self.inner.publish(messages)
+
+            def close(self) -> None:
+                self.inner.close()
+
+        publisher = Recording(harness.publisher())
+        for overlap in (True, False):
+            order.clear()
+            ids = harness.enqueue(range(100 if overlap else 200, (100 if overlap else 200) + 23))
+            settings = RelaySettings(batch=5, retry=FAST_RETRY, overlap=overlap)
+            totals = run_relay(database, publisher, settings=settings, once=True)
+            assert totals.sent == 23 and totals.batches == 5
+            assert order == ids
+        stats = harness.consumer.drain()
+        assert stats.booked == 46 and stats.duplicates == 0
+    finally:
+        harness.close()

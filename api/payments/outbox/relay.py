@@ -4,7 +4,9 @@ One batch is one unit of work (`Database.job()`, session removed after it):
 
   PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED → publish the batch (confirms) → one UPDATE for
   the confirmed ids → COMMIT. The row locks are held while publishing, so relays running at
-  once each take different rows and none publishes a row another is publishing.
+  once each take different rows and none publishes a row another is publishing. Batches are
+  pipelined (`_pipelined`, `RelaySettings.overlap`): a helper thread commits the previous
+  batch and claims the next one, each in its own transaction, while this one is published.
   SQLite (embedded default, ONE relay only): read the batch and end that transaction (holding
   SQLite's single write lock across a publish would stall every payment) → publish → mark sent
   in a second transaction. Two relays on SQLite would send rows twice — harmless for the
@@ -24,9 +26,11 @@ unroutable) spends one attempt; after `RetryPolicy.max_attempts` it is dead (lis
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -77,6 +81,9 @@ class RelaySettings:
     # SQLite's single write lock a few milliseconds longer (payments wait for it), so keep
     # it small.
     transaction_batches: int = 4
+    # PostgreSQL with a broker: do the database work of one batch while the next one is
+    # being published (`_pipelined`). Off: strictly one batch after the other.
+    overlap: bool = True
 
 
 @dataclass
@@ -388,6 +395,145 @@ def relay_batch(
     return outcome
 
 
+@dataclass
+class _Claimed:
+    """One batch's own transaction: on PostgreSQL its rows stay locked until `_finish`."""
+
+    session: Session
+    rows: list[Row]
+
+
+def _open_claim(database: Database, batch: int) -> _Claimed:
+    # Not the scoped session: two batches' transactions are open at once (one publishing,
+    # the next one claimed), each on its own connection.
+    session = database.session_factory()
+    try:
+        _relaxed_commit(session)
+        return _Claimed(session, _claim(session, batch, lock=True))
+    except BaseException:
+        _abort(_Claimed(session, []))
+        raise
+
+
+def _finish(
+    claimed: _Claimed, result: PublishResult, retry: RetryPolicy, outcome: BatchOutcome
+) -> None:
+    """Mark what the broker confirmed (and count refusals), commit, release the connection."""
+    try:
+        _settle(claimed.session, claimed.rows, result, retry, outcome)
+        claimed.session.commit()
+    except BaseException:
+        _abort(claimed)
+        raise
+    claimed.session.close()
+
+
+def _abort(claimed: _Claimed) -> None:
+    """Roll back: the batch's rows are released, still pending, and go out again later."""
+    try:
+        claimed.session.rollback()
+    finally:
+        claimed.session.close()
+
+
+def _abort_when_claimed(claim: Future[_Claimed]) -> None:
+    _abort(claim.result())  # a claim that failed has nothing to release
+
+
+def _pipelined(
+    database: Database,
+    publisher: Publisher,
+    *,
+    batch: int,
+    retry: RetryPolicy,
+    stop: threading.Event,
+    after_publish: AfterPublishHook | None,
+) -> Generator[BatchOutcome, None, None]:
+    """PostgreSQL with a broker: batches back to back, each database round overlapped with
+    the next batch's publishing. Yields each batch's outcome once its marks are committed;
+    returns after a short batch, an outage, or when `stop` is set.
+
+    A helper thread does the database work: while the main thread publishes batch k and
+    waits for its confirms, the helper commits batch k-1's marks and claims batch k+1, each
+    batch in its own transaction on its own connection. Nothing about a batch changes: its
+    rows are locked (SKIP LOCKED) from its claim until the commit of its marks, so neither
+    this relay's next claim nor another relay can take them, and they are marked only after
+    the broker confirmed them. On any exit the claimed-but-unpublished batch is rolled back
+    (its rows stay pending) and a batch whose confirms are in is still committed.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-db") as helper:
+        next_claim: Future[_Claimed] | None = helper.submit(_open_claim, database, batch)
+        committing: tuple[Future[None], BatchOutcome] | None = None
+        current: _Claimed | None = None
+        try:
+            while next_claim is not None:
+                current, next_claim = next_claim.result(), None
+                rows = current.rows
+                outcome = BatchOutcome(claimed=len(rows))
+                if len(rows) == batch and not stop.is_set():
+                    next_claim = helper.submit(_open_claim, database, batch)
+                result = PublishResult()
+                if rows:
+                    result, outcome.unavailable = _publish(publisher, rows)
+                    if after_publish is not None:
+                        after_publish(result)
+                finishing = helper.submit(_finish, current, result, retry, outcome)
+                current = None  # the helper owns it now: it commits or rolls it back
+                if committing is not None:
+                    committing[0].result()
+                    yield committing[1]
+                committing = (finishing, outcome)
+                if outcome.unavailable:
+                    break
+            if committing is not None:
+                committing[0].result()
+                yield committing[1]
+                committing = None
+        finally:
+            # Leaving early (an exception, the caller stopped): release what is not
+            # published, let a confirmed batch's commit finish.
+            if current is not None:
+                helper.submit(_abort, current)
+            if next_claim is not None:
+                helper.submit(_abort_when_claimed, next_claim)
+            if committing is not None:
+                with contextlib.suppress(Exception):  # its error, if any, is the helper's
+                    committing[0].result()
+
+
+def _outcomes(
+    database: Database,
+    publisher: Publisher,
+    settings: RelaySettings,
+    stop: threading.Event,
+    after_publish: AfterPublishHook | None,
+) -> Generator[BatchOutcome, None, None]:
+    """The outcomes of one burst of batches: pipelined on PostgreSQL with a broker (the
+    SKIP LOCKED claim is what lets two batches be open at once), otherwise one batch (or one
+    database-queue transaction) at a time."""
+    same_database = (
+        isinstance(publisher, DatabaseQueuePublisher) and publisher.engine is database.engine
+    )
+    if settings.overlap and not same_database and database.engine.dialect.name == "postgresql":
+        yield from _pipelined(
+            database,
+            publisher,
+            batch=settings.batch,
+            retry=settings.retry,
+            stop=stop,
+            after_publish=after_publish,
+        )
+        return
+    yield relay_batch(
+        database,
+        publisher,
+        batch=settings.batch,
+        retry=settings.retry,
+        batches=settings.transaction_batches,
+        after_publish=after_publish,
+    )
+
+
 def run_relay(
     database: Database,
     publisher: Publisher,
@@ -406,21 +552,28 @@ def run_relay(
     totals = RelayTotals()
     backoff = settings.backoff_base_seconds
     while not stop.is_set():
+        outcome = BatchOutcome(claimed=0)
         try:
-            outcome = relay_batch(
-                database,
-                publisher,
-                batch=settings.batch,
-                retry=settings.retry,
-                batches=settings.transaction_batches,
-                after_publish=after_publish,
-            )
+            with contextlib.closing(
+                _outcomes(database, publisher, settings, stop, after_publish)
+            ) as outcomes:
+                for outcome in outcomes:
+                    totals.add(outcome)
+                    if outcome.sent or outcome.failed:
+                        log.info(
+                            "relay: batch published",
+                            extra={
+                                "sent": outcome.sent,
+                                "failed": outcome.failed,
+                                "dead": outcome.dead,
+                            },
+                        )
         except OperationalError as exc:
             # The outbox database itself is unreachable: same treatment as a broker outage.
             if once:
                 raise
             outcome = BatchOutcome(unavailable=f"database: {type(exc).__name__}")
-        totals.add(outcome)
+            totals.add(outcome)
         if outcome.unavailable:
             log.warning(
                 "relay: queue unavailable, backing off",
@@ -432,11 +585,6 @@ def run_relay(
             backoff = min(settings.backoff_cap_seconds, backoff * 2)
             continue
         backoff = settings.backoff_base_seconds
-        if outcome.sent or outcome.failed:
-            log.info(
-                "relay: batch published",
-                extra={"sent": outcome.sent, "failed": outcome.failed, "dead": outcome.dead},
-            )
         if outcome.claimed < settings.batch * outcome.batches:  # the last batch came up short
             if once:
                 return totals

@@ -60,8 +60,14 @@ class Config:
     # Operations.
     ORDER_TTL_MINUTES: int = 30
     RECONCILE_AFTER_MINUTES: int = 5
+    # A refund still `processing` this long (its notification may be lost) is queried.
+    RECONCILE_REFUNDS_AFTER_MINUTES: int = 10
     BIND_MAX_FAILURES: int = 5
     BIND_FAILURE_WINDOW_SECONDS: int = 900
+    # Staff password guesses: per username in the window; an address gets 4 × as many (one
+    # town office's agents share an address).
+    STAFF_LOGIN_MAX_FAILURES: int = 5
+    STAFF_LOGIN_WINDOW_SECONDS: int = 900
     # Reverse proxies in front of gunicorn that set X-Forwarded-For/-Proto (0: none). Bind
     # throttling counts failures per client address, so behind a load balancer this must be set.
     PROXY_HOPS: int = 0

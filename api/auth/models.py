@@ -1,6 +1,7 @@
 """Accounts: `ResidentAccount` 居民账号 (a WeChat openid or Alipay user id), `HouseholdBinding`
-绑定 (which households an account may see), `BindAttempt` (for throttling guesses) and
-`StaffAccount` 工作人员 with a role scoped to a village or town."""
+绑定 (which households an account may see), `BindAttempt` (for throttling guesses),
+`StaffAccount` 工作人员 with a role scoped to a village or town, and `StaffLoginFailure`
+(for throttling password guesses)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,23 @@ class StaffAccount(Base):
     department: Mapped[str | None] = mapped_column(String(32), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class StaffLoginFailure(Base):
+    """One failed staff login; recent failures per username or address refuse further tries.
+
+    The username is kept as typed (stripped, lower-cased), known or not, so guessing at
+    accounts that do not exist is throttled the same way; a successful login clears its own
+    username's failures, never the address's.
+    """
+
+    __tablename__ = "staff_login_failures"
+    __table_args__ = (
+        Index("ix_staff_login_failures_username_at", "username", "at"),
+        Index("ix_staff_login_failures_remote_addr_at", "remote_addr", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    remote_addr: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

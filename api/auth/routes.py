@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import Response, after_this_request, current_app, request
 
 from api.auth import service
 from api.auth.providers import providers_for
@@ -71,10 +71,12 @@ def alipay_login(body: dict[str, Any]) -> dict[str, Any]:
 @blp.arguments(StaffLoginSchema())
 @blp.response(200, StaffTokenSchema())
 @blp.alt_response(401, schema=ErrorSchema, description="用户名或密码错误")
+@blp.alt_response(429, schema=ErrorSchema, description="登录失败次数过多（Retry-After 秒后再试）")
 def staff_login(body: dict[str, Any]) -> dict[str, Any]:
     """工作人员登录
 
     代办员、镇(街)、财政、部门、税务、审计人员用户名和密码登录，返回 Bearer 令牌。
+    同一用户名或同一地址短时间内失败次数过多 → 429 login_throttled（Retry-After）。
     """
     settings: Config = current_app.config["SETTINGS"]
     session = get_session()
@@ -84,9 +86,23 @@ def staff_login(body: dict[str, Any]) -> dict[str, Any]:
             username=body["username"],
             password=body["password"],
             remote_addr=request.remote_addr,
+            limits=service.LoginLimits(
+                max_failures=settings.STAFF_LOGIN_MAX_FAILURES,
+                window_seconds=settings.STAFF_LOGIN_WINDOW_SECONDS,
+            ),
         )
+    except service.StaffLoginThrottled as throttled:
+        session.commit()  # the refusal's audit event
+        retry_after = str(throttled.retry_after)
+
+        @after_this_request
+        def _retry_after(response: Response) -> Response:
+            response.headers["Retry-After"] = retry_after
+            return response
+
+        raise
     except Unauthorized:
-        session.commit()  # the audit event of the refusal must survive the 401
+        session.commit()  # the failure and its audit event must survive the 401
         raise
     session.commit()
     issued = service.issue(settings, kind="staff", account_id=staff.id)

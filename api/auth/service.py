@@ -6,15 +6,18 @@ Services flush, never commit; the routes and the CLI commit at the edge (STYLE.m
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from api.audit.service import record
-from api.auth.models import STAFF_ROLES, ResidentAccount, StaffAccount
+from api.auth.models import STAFF_ROLES, ResidentAccount, StaffAccount, StaffLoginFailure
 from api.auth.providers import IdentityProvider, LoginRejected, LoginThrottled, LoginUnavailable
 from api.auth.tokens import TokenKind, issue_token
 from api.config import Config
@@ -80,26 +83,69 @@ def upsert_resident(session: Session, *, channel: str, external_id: str) -> Resi
     return account
 
 
+class StaffLoginThrottled(TooManyRequests):
+    """Too many failed staff logins for this username or from this address."""
+
+    code = "login_throttled"
+    message = "登录失败次数过多，请稍后再试"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    """Failures allowed per username in `window_seconds` (an address: `ADDRESS_FACTOR` ×)."""
+
+    max_failures: int
+    window_seconds: int
+
+    ADDRESS_FACTOR = 4
+
+
 def login_staff(
-    session: Session, *, username: str, password: str, remote_addr: str | None
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    remote_addr: str | None,
+    limits: LoginLimits,
+    now: datetime | None = None,
 ) -> StaffAccount:
-    """Check a staff member's password; a miss and a wrong password look the same."""
-    staff = session.scalars(
-        select(StaffAccount).where(StaffAccount.username == username.strip())
-    ).one_or_none()
+    """Check a staff member's password; a miss and a wrong password look the same.
+
+    Throttled before the password is even looked at: once a username (known or not) or an
+    address has failed too often within the window, every attempt — a right password too —
+    is refused with 429 and Retry-After until the oldest counted failure leaves the window,
+    so a guesser learns nothing and cannot keep trying. The caller commits on every outcome:
+    the failure rows and the audit events must outlive the 401/429.
+    """
+    now = now or utcnow()
+    name = username.strip()[:64]
+    addr = (remote_addr or "unknown")[:64]
+    wait = max(
+        _retry_after(
+            session, StaffLoginFailure.username == name, limits.max_failures, limits=limits, now=now
+        ),
+        _retry_after(
+            session,
+            StaffLoginFailure.remote_addr == addr,
+            limits.max_failures * limits.ADDRESS_FACTOR,
+            limits=limits,
+            now=now,
+        ),
+    )
+    if wait > 0:
+        _refuse(session, None, remote_addr, "throttled")
+        raise StaffLoginThrottled(wait)
+    staff = session.scalars(select(StaffAccount).where(StaffAccount.username == name)).one_or_none()
     ok = check_password_hash(staff.password_hash if staff else _DUMMY_HASH, password)
     if staff is None or not ok or not staff.active:
-        record(
-            session,
-            actor=f"staff:{staff.id}" if staff else "anonymous",
-            action="staff.login",
-            subject=f"staff:{staff.id}" if staff else "",
-            outcome="refused",
-            detail={"reason": "inactive" if staff and ok else "bad_credentials"},
-            remote_addr=remote_addr,
-        )
-        session.flush()
+        session.add(StaffLoginFailure(username=name, remote_addr=addr, at=now))
+        _refuse(session, staff, remote_addr, "inactive" if staff and ok else "bad_credentials")
         raise Unauthorized("用户名或密码错误", code="login_failed")
+    session.execute(delete(StaffLoginFailure).where(StaffLoginFailure.username == name))
     record(
         session,
         actor=f"staff:{staff.id}",
@@ -109,6 +155,40 @@ def login_staff(
     )
     session.flush()
     return staff
+
+
+def _refuse(
+    session: Session, staff: StaffAccount | None, remote_addr: str | None, reason: str
+) -> None:
+    record(
+        session,
+        actor=f"staff:{staff.id}" if staff else "anonymous",
+        action="staff.login",
+        subject=f"staff:{staff.id}" if staff else "",
+        outcome="refused",
+        detail={"reason": reason},
+        remote_addr=remote_addr,
+    )
+    session.flush()
+
+
+def _retry_after(
+    session: Session, condition: Any, allowed: int, *, limits: LoginLimits, now: datetime
+) -> int:
+    """Seconds until fewer than `allowed` failures matching `condition` are in the window."""
+    since = now - timedelta(seconds=limits.window_seconds)
+    recent = list(
+        session.scalars(
+            select(StaffLoginFailure.at)
+            .where(condition, StaffLoginFailure.at > since)
+            .order_by(StaffLoginFailure.at.desc())
+            .limit(allowed)
+        )
+    )
+    if len(recent) < allowed:
+        return 0
+    wait = recent[-1] + timedelta(seconds=limits.window_seconds) - now
+    return max(1, math.ceil(wait.total_seconds()))
 
 
 def hash_password(password: str) -> str:

@@ -7,7 +7,7 @@ from flask import Flask
 EXPECTED = {
     ("post", "/api/v1/auth/wechat"): {"200", "401", "422", "502"},
     ("post", "/api/v1/auth/alipay"): {"200", "401", "422", "502"},
-    ("post", "/api/v1/auth/staff"): {"200", "401", "422"},
+    ("post", "/api/v1/auth/staff"): {"200", "401", "422", "429"},
     ("post", "/api/v1/premiums/quote"): {"200", "422"},
     ("post", "/api/v1/households/bind"): {"200", "401", "404", "422", "429"},
     ("get", "/api/v1/households/{household_id}/premiums"): {"200", "401", "404", "422"},

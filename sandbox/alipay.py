@@ -409,6 +409,7 @@ def refund(call: Call) -> Response:
         if amount > order.amount_fen - order.refunded_fen:
             return _reply(call, business_error("ACQ.REFUND_FEE_ERROR", "交易退款金额有误"))
         now = sandbox.clock.now()
+        pending = payments.refund_pending(sandbox, order)
         new = Refund(
             out_refund_no=request_no,
             refund_id=request_no,
@@ -417,12 +418,14 @@ def refund(call: Call) -> Response:
             notify_url=order.notify_url,  # Alipay notifies refunds to the order's notify_url
             reason=str(biz.get("refund_reason") or ""),
             api="alipay",
-            status="SUCCESS",
-            succeeded_at=now,
+            status="PROCESSING" if pending else "SUCCESS",
+            succeeded_at=None if pending else now,
         )
         order.refunds[request_no] = new
-        response = _reply(call, success(**_refund_fields(order, new, call, fund_change="Y")))
-    payments.notify_refund(sandbox, order, new)
+        fields = _refund_fields(order, new, call, fund_change="N" if pending else "Y")
+        response = _reply(call, success(**fields))
+    if not pending:  # a pending refund is notified when the control call settles it
+        payments.notify_refund(sandbox, order, new)
     return response
 
 
@@ -443,7 +446,8 @@ def _refund_fields(order: Order, refund: Refund, call: Call, *, fund_change: str
 @handles("alipay.trade.fastpay.refund.query")
 def refund_query(call: Call) -> Response:
     """A refund that does not exist answers 10000 without refund fields (Alipay's rule:
-    no data = not refunded)."""
+    no data = not refunded); one still in progress (the `refund_pending` fault) answers its
+    data without `refund_status`, which only REFUND_SUCCESS fills."""
     request_no = str(call.biz.get("out_request_no") or "")
     if not request_no:
         return _reply(call, missing_arguments("isv.missing-biz-param", "缺少out_request_no"))
@@ -454,18 +458,17 @@ def refund_query(call: Call) -> Response:
         found = order.refunds.get(request_no)
         if found is None:
             return _reply(call, success())
-        return _reply(
-            call,
-            success(
-                trade_no=order.transaction_id,
-                out_trade_no=order.out_trade_no,
-                out_request_no=found.out_refund_no,
-                total_amount=fen_to_yuan(order.amount_fen),
-                refund_amount=fen_to_yuan(found.amount_fen),
-                refund_status="REFUND_SUCCESS",
-                gmt_refund_pay=dashed(found.succeeded_at or found.created_at),
-            ),
-        )
+        fields: dict[str, Any] = {
+            "trade_no": order.transaction_id,
+            "out_trade_no": order.out_trade_no,
+            "out_request_no": found.out_refund_no,
+            "total_amount": fen_to_yuan(order.amount_fen),
+            "refund_amount": fen_to_yuan(found.amount_fen),
+        }
+        if found.status == "SUCCESS":
+            fields["refund_status"] = "REFUND_SUCCESS"
+            fields["gmt_refund_pay"] = dashed(found.succeeded_at or found.created_at)
+        return _reply(call, success(**fields))
 
 
 # Login and bills --------------------------------------------------------------------------------

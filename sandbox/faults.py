@@ -10,6 +10,8 @@ once, possibly concurrently, possibly never):
 - `delay:SECONDS`    first attempt only after SECONDS real seconds (not time-scaled)
 - `out_of_order`     the payment notice waits until a refund of the order has been notified
 - `drop`             no notification at all; only query and bill tell the truth
+- `drop_refund`      no refund notification (payment notifications still go out): the
+                     refund's result is only in the refund query and the bill
 - `forge_signature`  signed with the wrong key (v2 refunds: req_info under the wrong key)
 - `amount_changed`   amount one fen higher, correctly signed
 - `wrong_appid`      another appid / app_id, correctly signed
@@ -21,6 +23,10 @@ API faults (what the gateway does to the merchant's calls for that order):
 - `query_5xx`        order query answers HTTP 500
 - `timeout[:SECONDS]` order creation and query are processed, then the reply hangs
                      SECONDS (default SANDBOX_HANG_SECONDS) so the client times out
+- `refund_pending`   a refund is accepted but stays PROCESSING until
+                     `POST /sandbox/control/refund-notify` settles it (WeChat: no automatic
+                     settlement; Alipay: `fund_change` N and a refund query without
+                     `refund_status`, instead of a synchronous success)
 Faults stay until cleared (`{"clear": true}`) or `reset`.
 """
 
@@ -36,6 +42,7 @@ NOTIFICATION_FAULTS = frozenset(
         "delay",
         "out_of_order",
         "drop",
+        "drop_refund",
         "forge_signature",
         "amount_changed",
         "wrong_appid",
@@ -43,7 +50,7 @@ NOTIFICATION_FAULTS = frozenset(
         "probe",
     }
 )
-API_FAULTS = frozenset({"prepay_5xx", "query_5xx", "timeout"})
+API_FAULTS = frozenset({"prepay_5xx", "query_5xx", "timeout", "refund_pending"})
 ALL_FAULTS = NOTIFICATION_FAULTS | API_FAULTS
 _NEEDS_ARGUMENT = frozenset({"copies", "delay"})
 _OPTIONAL_ARGUMENT = frozenset({"timeout"})

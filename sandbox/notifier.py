@@ -271,7 +271,7 @@ def dispatch(
         initial_delay=delivery.initial_delay + (faults.argument("delay", 0.0) or 0.0),
     )
     key = (delivery.channel, delivery.out_trade_no)
-    if faults.has("drop"):
+    if faults.has("drop") or (delivery.kind == "refund" and faults.has("drop_refund")):
         notifier.store.log_notification(
             {
                 "event": "dropped",

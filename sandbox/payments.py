@@ -129,9 +129,18 @@ def notify_refund(sandbox: Sandbox, order: Order, refund: Refund) -> None:
     )
 
 
+def refund_pending(sandbox: Sandbox, order: Order) -> bool:
+    """The `refund_pending` fault is in force: new refunds of this order stay PROCESSING
+    until `POST /sandbox/control/refund-notify` settles them."""
+    return sandbox.faults(order.out_trade_no).has("refund_pending")
+
+
 def schedule_refund_settlement(sandbox: Sandbox, order: Order, refund: Refund) -> None:
     """WeChat refunds are accepted first and succeed a little later (PROCESSING → SUCCESS,
-    §1.7); the delay is SANDBOX_REFUND_SECONDS of vendor time, time-scaled."""
+    §1.7); the delay is SANDBOX_REFUND_SECONDS of vendor time, time-scaled. Under the
+    `refund_pending` fault nothing is scheduled: the refund waits for the control call."""
+    if refund_pending(sandbox, order):
+        return
     delay = sandbox.clock.scaled(sandbox.settings.SANDBOX_REFUND_SECONDS)
     cancel = sandbox.notifier.generation()  # a reset forgets this refund
 

@@ -46,6 +46,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     select,
     text,
     update,
@@ -143,7 +144,8 @@ def _due(*columns: Any) -> Select[Any]:
     o = _OUTBOX
     return (
         select(*columns)
-        .where(o.c.status == PENDING, o.c.next_attempt_at <= _NOW)
+        # The literal matches the partial index's predicate in any plan, generic ones too.
+        .where(o.c.status == literal_column(f"'{PENDING}'"), o.c.next_attempt_at <= _NOW)
         .order_by(o.c.created_at, o.c.id)
         .limit(_BATCH)
     )

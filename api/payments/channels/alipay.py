@@ -21,7 +21,6 @@ SDK defects handled here (PROTOCOLS.md §5.9):
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import urllib.error
 from collections.abc import Callable, Mapping
@@ -292,8 +291,48 @@ class AlipayChannel:
             total_refunded_fen=total_refunded,
         )
 
-    def query_refund(self, out_trade_no: str, out_refund_no: str) -> dict[str, Any]:
-        """`alipay.trade.fastpay.refund.query` for one out_request_no (the verified dict)."""
+    def query_refund(self, *, out_trade_no: str, out_refund_no: str) -> ChannelRefund | None:
+        """`alipay.trade.fastpay.refund.query` for one out_request_no → this refund's status.
+
+        `code` 10000 only says the query ran (§0.7, §5.4); the refund succeeded only when the
+        answer says `refund_status` REFUND_SUCCESS. An answer with the refund's data but no
+        refund_status is a refund Alipay has not finished ("processing"): Alipay documents a
+        missing refund_status as "not received or failed", and a query sent soon after the
+        refund as possibly not yet successful, so it is never booked as money returned. An
+        answer without the refund's data (or ACQ.TRADE_NOT_EXIST) means Alipay has no such
+        refund → None. Alipay answers in yuan; the amount is converted to fen exactly.
+        """
+        try:
+            data = self._refund_query_data(out_trade_no, out_refund_no)
+        except ChannelError as exc:
+            if exc.code == "ACQ.TRADE_NOT_EXIST":
+                return None
+            raise
+        if not data.get("refund_amount") and not data.get("out_request_no"):
+            return None
+        if data.get("out_request_no") not in (None, out_refund_no) or data.get(
+            "out_trade_no"
+        ) not in (None, out_trade_no):
+            raise ChannelError("refund.query answered another refund", code="malformed")
+        try:
+            amount = _fen(data.get("refund_amount"))
+            refunded_at = parse_beijing(data.get("gmt_refund_pay"), DASHED)
+        except ValueError as exc:
+            raise ChannelError(f"refund.query: {exc}", code="malformed") from exc
+        if amount is None:
+            raise ChannelError("refund.query: no refund_amount", code="malformed")
+        succeeded = data.get("refund_status") == "REFUND_SUCCESS"
+        return ChannelRefund(
+            out_trade_no=out_trade_no,
+            out_refund_no=out_refund_no,
+            refund_id=None,
+            amount_fen=amount,
+            state="succeeded" if succeeded else "processing",
+            succeeded_at=refunded_at if succeeded else None,
+        )
+
+    def _refund_query_data(self, out_trade_no: str, out_refund_no: str) -> dict[str, Any]:
+        """The SDK's refund query → the verified inner dict (business failures raised)."""
         data = self._call(
             "refund.query",
             self.client.api_alipay_trade_fastpay_refund_query,
@@ -305,12 +344,10 @@ class AlipayChannel:
         return data
 
     def _refund_state(self, out_trade_no: str, out_refund_no: str, at: Any) -> tuple[str, Any]:
-        data = self.query_refund(out_trade_no, out_refund_no)
-        status = data.get("refund_status")
-        if status == "REFUND_SUCCESS" or (status is None and data.get("refund_amount")):
-            with contextlib.suppress(ValueError):
-                at = parse_beijing(data.get("gmt_refund_pay"), DASHED) or at
-            return "succeeded", at
+        """After a refund answered fund_change N: what the refund query says about it."""
+        found = self.query_refund(out_trade_no=out_trade_no, out_refund_no=out_refund_no)
+        if found is not None and found.state == "succeeded":
+            return "succeeded", found.succeeded_at or at
         return "processing", None
 
     # Notifications --------------------------------------------------------------------------
@@ -392,14 +429,12 @@ class AlipayChannel:
         except ValueError as exc:
             raise NotificationRejected("malformed", str(exc)) from exc
         try:
-            data = self.query_refund(out_trade_no, out_refund_no)
-            amount = _fen(data.get("refund_amount"))
+            queried = self.query_refund(out_trade_no=out_trade_no, out_refund_no=out_refund_no)
         except ChannelError as exc:
             raise NotificationRejected("upstream_unavailable", str(exc)) from exc
-        except ValueError as exc:
-            raise NotificationRejected("upstream_unavailable", f"refund query: {exc}") from exc
-        if amount is None:
+        if queried is None:
             raise NotificationRejected("upstream_unavailable", "refund query has no amount")
+        amount = queried.amount_fen
         return ChannelRefund(
             out_trade_no=out_trade_no,
             out_refund_no=out_refund_no,

@@ -14,6 +14,11 @@ Additions beyond the interface in /tmp/team/PAYMENTS.md:
 - `ChannelError.code` (the gateway's error code, e.g. "ORDERPAID", "ACQ.TRADE_NOT_EXIST",
   "http_503", "network") and `NotificationRejected.detail` (free text for the log).
 - `BillRow` (the reconciliation row), `new_out_trade_no` / `new_out_refund_no`.
+- `query_refund`: what the channel says about one refund now (WeChat v2 `pay/refundquery`,
+  v3 `GET /v3/refund/domestic/refunds/{out_refund_no}`, Alipay
+  `alipay.trade.fastpay.refund.query`), as the same `ChannelRefund` a refund notification
+  yields, so the refund healer books it through the notification's own path; None when the
+  channel knows no such refund.
 """
 
 from __future__ import annotations
@@ -199,6 +204,12 @@ class PaymentChannel(Protocol):
         reason: str,
         notify_url: str,
     ) -> ChannelRefund: ...
+
+    def query_refund(self, *, out_trade_no: str, out_refund_no: str) -> ChannelRefund | None:
+        """The refund as the channel reports it now: state "processing" while it is still
+        under way, "succeeded" / "closed" / "failed" once final; None when the channel has no
+        refund `out_refund_no` of `out_trade_no`. Raises ChannelError when it cannot tell."""
+        ...
 
     def parse_notification(
         self, headers: Mapping[str, str], body: bytes, path: str

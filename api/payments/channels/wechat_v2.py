@@ -60,6 +60,8 @@ TRADE_STATES = {
     "PAYERROR": TradeState.CLOSED,
 }
 REFUND_STATES = {"SUCCESS": "succeeded", "REFUNDCLOSE": "closed", "CHANGE": "failed"}
+# refundquery also reports refunds still under way (§1.7); a notification never does.
+QUERY_REFUND_STATES = {**REFUND_STATES, "PROCESSING": "processing"}
 RETRYABLE_ERRORS = {"SYSTEMERROR", "BIZERR_NEED_RETRY", "FREQUENCY_LIMITED", "NOTENOUGH"}
 
 
@@ -283,6 +285,53 @@ class WeChatV2Channel:
             amount_fen=refund_fen if amount is None else amount,
             state="processing",
             succeeded_at=None,
+        )
+
+    def query_refund(self, *, out_trade_no: str, out_refund_no: str) -> ChannelRefund | None:
+        """`pay/refundquery` by out_refund_no (§1.7) → this refund's status.
+
+        The answer lists refunds as `*_$n` fields (refund_count of them); the one whose
+        `out_refund_no_$n` is ours is read. Its signature, appid and mch_id are checked like
+        every response (`_call`, §0.3). REFUNDNOTEXIST → None.
+        """
+        try:
+            data = self._call("refundquery", self.client.refund.query, out_refund_no=out_refund_no)
+        except ChannelError as exc:
+            if exc.code == "REFUNDNOTEXIST":
+                return None
+            raise
+        if data.get("out_trade_no") != out_trade_no:
+            raise ChannelError("refundquery answered another order", code="malformed")
+        try:
+            count = _int_fen(data.get("refund_count")) or 0
+        except ValueError as exc:
+            raise ChannelError("refundquery: bad refund_count", code="malformed") from exc
+        for n in range(count):
+            if data.get(f"out_refund_no_{n}") == out_refund_no:
+                return self._queried_refund(data, n, out_trade_no, out_refund_no)
+        return None
+
+    def _queried_refund(
+        self, data: Mapping[str, Any], n: int, out_trade_no: str, out_refund_no: str
+    ) -> ChannelRefund:
+        raw_status = data.get(f"refund_status_{n}") or ""
+        state = QUERY_REFUND_STATES.get(raw_status)
+        if state is None:
+            raise ChannelError(f"unknown refund_status {raw_status!r}", code="malformed")
+        try:
+            amount = _int_fen(data.get(f"refund_fee_{n}"))
+            succeeded_at = parse_beijing(data.get(f"refund_success_time_{n}"), DASHED)
+        except ValueError as exc:
+            raise ChannelError(f"refundquery: {exc}", code="malformed") from exc
+        if amount is None:
+            raise ChannelError("refundquery: no refund_fee", code="malformed")
+        return ChannelRefund(
+            out_trade_no=out_trade_no,
+            out_refund_no=out_refund_no,
+            refund_id=data.get(f"refund_id_{n}") or None,
+            amount_fen=amount,
+            state=state,  # type: ignore[arg-type]
+            succeeded_at=succeeded_at if state == "succeeded" else None,
         )
 
     # Notifications --------------------------------------------------------------------------

@@ -337,6 +337,31 @@ class WeChatV3Channel:
             succeeded_at=parse_rfc3339(data.get("success_time")) if state == "succeeded" else None,
         )
 
+    def query_refund(self, *, out_trade_no: str, out_refund_no: str) -> ChannelRefund | None:
+        """GET /v3/refund/domestic/refunds/{out_refund_no} (§2.1) → this refund's status.
+
+        wechatpayv3 verifies the 200's signature with the WeChat Pay public key (§2.7); a
+        failure is a ChannelError, never an answer. 404 RESOURCE_NOT_EXISTS → None.
+        """
+        status, body = self._request(
+            "refund query", self.client.query_refund, out_refund_no=out_refund_no
+        )
+        if status == 404:
+            error = self._error("refund query", status, body)
+            if error.code in ("RESOURCE_NOT_EXISTS", "NOT_FOUND"):
+                return None
+            raise error
+        if status != 200:
+            raise self._error("refund query", status, body)
+        data = self._json("refund query", body)
+        try:
+            refund = self._refund(data)
+        except ValueError as exc:
+            raise ChannelError(f"refund query: {exc}", code="malformed") from exc
+        if (refund.out_trade_no, refund.out_refund_no) != (out_trade_no, out_refund_no):
+            raise ChannelError("refund query answered another refund", code="malformed")
+        return refund
+
     # Callbacks ------------------------------------------------------------------------------
 
     def verify_callback(self, headers: Mapping[str, str], body: bytes) -> None:

@@ -187,7 +187,7 @@ def test_refund_notifications_report_this_refunds_amount(
         asked.append((out_trade_no, out_refund_no))
         return {"code": "10000", "refund_amount": "90.00", "out_request_no": out_refund_no}
 
-    monkeypatch.setattr(channel, "query_refund", query_refund)
+    monkeypatch.setattr(channel, "_refund_query_data", query_refund)
     fields = _signed(
         settings,
         keys,

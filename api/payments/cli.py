@@ -1,4 +1,5 @@
-"""`flask --app wsgi payments …`: the healing, expiry and refund jobs, and the worker."""
+"""`flask --app wsgi payments …`: the healing (orders and refunds), expiry and refund jobs,
+and the worker."""
 
 from __future__ import annotations
 
@@ -42,6 +43,19 @@ def reconcile_open_command(older_than_minutes: int | None) -> None:
     _echo(healing.reconcile_open(get_db(), _settings(), older_than=age))
 
 
+@payments_cli.command("reconcile-refunds")
+@click.option(
+    "--older-than-minutes",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Query refunds processing longer than this (default RECONCILE_REFUNDS_AFTER_MINUTES).",
+)
+def reconcile_refunds_command(older_than_minutes: int | None) -> None:
+    """Ask the channel about refunds still processing and book a final answer (退费补单)."""
+    age = None if older_than_minutes is None else timedelta(minutes=older_than_minutes)
+    _echo(healing.reconcile_refunds(get_db(), _settings(), older_than=age))
+
+
 @payments_cli.command("expire")
 def expire_command() -> None:
     """Close orders past their expiry at the channel, then here."""
@@ -59,7 +73,8 @@ def process_refunds_command(limit: int) -> None:
 @click.option("--interval", type=click.FloatRange(min=0.1), default=15.0, show_default=True)
 @click.option("--once", is_flag=True, help="Run one round and exit.")
 def worker_command(interval: float, once: bool) -> None:
-    """Run reconcile-open, expire and process-refunds every INTERVAL seconds until stopped."""
+    """Run reconcile-open, expire, process-refunds and reconcile-refunds every INTERVAL seconds
+    until stopped."""
     if once:
         _echo(healing.run_once(get_db(), _settings()))
         return

@@ -8,7 +8,13 @@ Gateways deliver at least once, concurrently, or never (PROTOCOLS.md §4). So:
 - `expire_orders` closes orders past their `expires_at` at the channel (WeChat closeorder /
   Alipay trade.close, §1.6, §6.4), then here; a close refused because the order was paid
   applies that payment instead;
-- `run_worker` runs both and the refund processor in a loop (`flask --app wsgi payments
+- `reconcile_refunds` does the same for refunds (退费补单): a refund still `processing` past
+  `RECONCILE_REFUNDS_AFTER_MINUTES` — its WeChat refund notification may be lost (§1.8, §2.4)
+  — is queried at its channel and a final answer is booked through `refunds.apply_refund_result`,
+  the function the refund notification uses. That function locks the refund row and moves it
+  with the state machine's conditional update, so whichever of the two comes first reverses the
+  contributions and queues their reversal records; the other changes nothing;
+- `run_worker` runs all of them and the refund processor in a loop (`flask --app wsgi payments
   worker`), removing the session after every job (STYLE.md 4a) and stopping cleanly on
   SIGTERM / SIGINT between jobs.
 """
@@ -19,17 +25,28 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from types import FrameType
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from api.audit.service import record as audit
 from api.config import Config
 from api.db import Database, utcnow
-from api.payments.models import OPEN_STATES, OrderStatus, PaymentOrder
+from api.payments.channels import ChannelError, ChannelRefund, get_channel
+from api.payments.models import (
+    OPEN_STATES,
+    NotificationOutcome,
+    OrderStatus,
+    PaymentOrder,
+    Refund,
+    RefundState,
+)
 from api.payments.notify import in_transaction
 from api.payments.orders import apply_from_query, close_at_channel
-from api.payments.refunds import process_due_refunds
+from api.payments.refunds import RefundApplied, apply_refund_result, process_due_refunds
 from api.payments.states import transition_order
 
 log = logging.getLogger(__name__)
@@ -112,6 +129,103 @@ def _close_here(db: Database, order_id: int, target: str, *, reason: str) -> str
     return result
 
 
+# Refunds whose result never arrived ------------------------------------------------------------
+
+REFUND_HEALER = "refund-reconciler"
+
+
+@dataclass(frozen=True)
+class _StuckRefund:
+    refund_id: int
+    out_refund_no: str
+    out_trade_no: str
+    channel: str
+
+
+def _stuck_refunds(db: Database, *, cutoff: datetime, limit: int) -> list[_StuckRefund]:
+    """Refunds `processing` since before `cutoff` (updated_at is when the channel accepted)."""
+    with db.job() as session:
+        rows = session.execute(
+            select(Refund.id, Refund.out_refund_no, PaymentOrder.out_trade_no, PaymentOrder.channel)
+            .join(PaymentOrder, PaymentOrder.id == Refund.order_id)
+            .where(Refund.state == RefundState.PROCESSING, Refund.updated_at <= cutoff)
+            .order_by(Refund.updated_at, Refund.id)
+            .limit(limit)
+        ).all()
+    return [_StuckRefund(*row) for row in rows]
+
+
+def reconcile_refunds(
+    db: Database, settings: Config, *, older_than: timedelta | None = None, limit: int = BATCH
+) -> dict[str, int]:
+    """Query the channel for refunds `processing` longer than `older_than`; book final answers.
+
+    Returns counts: succeeded / failed (booked now), processing (the channel is not done),
+    not_found (the channel knows no such refund: logged, left for finance), already_final (a
+    notification booked it meanwhile), rejected (the answer's amount or order is not ours:
+    logged and audited, nothing changed), error (the channel could not be asked; the next
+    round asks again). One refund's error never stops the others. Commits per refund.
+    """
+    age = (
+        older_than
+        if older_than is not None
+        else timedelta(minutes=settings.RECONCILE_REFUNDS_AFTER_MINUTES)
+    )
+    counts: dict[str, int] = {}
+    for stuck in _stuck_refunds(db, cutoff=utcnow() - age, limit=limit):
+        result = _reconcile_refund(db, settings, stuck)
+        counts[result] = counts.get(result, 0) + 1
+    return counts
+
+
+def _reconcile_refund(db: Database, settings: Config, stuck: _StuckRefund) -> str:
+    where = {"out_refund_no": stuck.out_refund_no, "out_trade_no": stuck.out_trade_no}
+    try:
+        answer = get_channel(settings, stuck.channel).query_refund(
+            out_trade_no=stuck.out_trade_no, out_refund_no=stuck.out_refund_no
+        )
+    except ChannelError as exc:
+        log.warning("refund query failed", extra={**where, "code": exc.code})
+        return "error"
+    if answer is None:
+        # Accepted by the channel, yet unknown to it: a person must look (no state says
+        # "lost at the channel", and resending is the refund processor's job, not a guess).
+        log.warning("channel knows no such refund", extra=where)
+        return "not_found"
+    if answer.state == "processing":
+        return "processing"
+    applied = in_transaction(db, lambda session: _book(session, answer))
+    if applied.outcome == NotificationOutcome.DUPLICATE:
+        return "already_final"
+    if applied.outcome == NotificationOutcome.REJECTED:
+        log.error(
+            "refund query answer refused",
+            extra={**where, "reason": applied.reason, "channel_amount_fen": answer.amount_fen},
+        )
+        return "rejected"
+    return "succeeded" if applied.reason == "refund_succeeded" else "failed"
+
+
+def _book(session: Session, answer: ChannelRefund) -> RefundApplied:
+    """The notification's own booking; a refusal is audited like a refused notification."""
+    applied = apply_refund_result(session, answer=answer, actor=REFUND_HEALER)
+    if applied.outcome == NotificationOutcome.REJECTED:
+        audit(
+            session,
+            actor=REFUND_HEALER,
+            action="payments.refund.query.refused",
+            subject=f"refund:{answer.out_refund_no}",
+            outcome="refused",
+            detail={
+                "reason": applied.reason,
+                "out_trade_no": answer.out_trade_no,
+                "channel_amount_fen": answer.amount_fen,
+                "channel_state": answer.state,
+            },
+        )
+    return applied
+
+
 def run_once(db: Database, settings: Config) -> dict[str, dict[str, int]]:
     """One round of every job; a failing job is logged and does not stop the others."""
     report: dict[str, dict[str, int]] = {}
@@ -119,6 +233,7 @@ def run_once(db: Database, settings: Config) -> dict[str, dict[str, int]]:
         ("reconcile_open", lambda: reconcile_open(db, settings)),
         ("expire", lambda: expire_orders(db, settings)),
         ("process_refunds", lambda: process_due_refunds(db, settings)),
+        ("reconcile_refunds", lambda: reconcile_refunds(db, settings)),
     ]
     for name, job in jobs:
         try:

@@ -46,7 +46,6 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    literal_column,
     select,
     text,
     update,
@@ -144,8 +143,7 @@ def _due(*columns: Any) -> Select[Any]:
     o = _OUTBOX
     return (
         select(*columns)
-        # The literal matches the partial index's predicate in any plan, generic ones too.
-        .where(o.c.status == literal_column(f"'{PENDING}'"), o.c.next_attempt_at <= _NOW)
+        .where(o.c.status == PENDING, o.c.next_attempt_at <= _NOW)
         .order_by(o.c.created_at, o.c.id)
         .limit(_BATCH)
     )

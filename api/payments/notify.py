@@ -64,15 +64,14 @@ def receive(
 ) -> Reply:
     """Handle one notification end to end; returns the exact reply to send."""
     channel = get_channel(settings, channel_name)
-    try:
-        log_id = store_raw(
-            db,
-            channel=channel_name,
-            path=path,
-            headers=headers,
-            body=body,
-            remote_addr=remote_addr,
+
+    def store() -> int:
+        return store_raw(
+            db, channel=channel_name, path=path, headers=headers, body=body, remote_addr=remote_addr
         )
+
+    try:
+        log_id = store()
     except DBAPIError as exc:
         # A pooled connection the server dropped (`api.db.ping_when_idle`): once more, on a
         # fresh one. Anything else, or a second failure, is the gateway's to retry.
@@ -80,14 +79,7 @@ def receive(
         if not exc.connection_invalidated:
             raise
         log.warning("callback log: connection lost, storing again", exc_info=exc)
-        log_id = store_raw(
-            db,
-            channel=channel_name,
-            path=path,
-            headers=headers,
-            body=body,
-            remote_addr=remote_addr,
-        )
+        log_id = store()
     try:
         verified = channel.parse_notification(headers, body, path)
     except NotificationRejected as exc:

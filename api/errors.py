@@ -79,11 +79,20 @@ class Conflict(DomainError):
 
 
 class TooManyRequests(DomainError):
-    """Throttled: too many failed attempts from one account or address."""
+    """Throttled: too many failed attempts from one account or address.
+
+    `retry_after` (seconds) becomes the response's Retry-After header (api.extensions.smorest).
+    """
 
     status = 429
     code = "too_many_requests"
     message = "尝试次数过多，请稍后再试"
+
+    def __init__(
+        self, message: str | None = None, *, retry_after: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 class UpstreamError(DomainError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, after_this_request, current_app, request
+from flask import current_app, request
 
 from api.auth import service
 from api.auth.providers import providers_for
@@ -91,15 +91,8 @@ def staff_login(body: dict[str, Any]) -> dict[str, Any]:
                 window_seconds=settings.STAFF_LOGIN_WINDOW_SECONDS,
             ),
         )
-    except service.StaffLoginThrottled as throttled:
+    except service.StaffLoginThrottled:
         session.commit()  # the refusal's audit event
-        retry_after = str(throttled.retry_after)
-
-        @after_this_request
-        def _retry_after(response: Response) -> Response:
-            response.headers["Retry-After"] = retry_after
-            return response
-
         raise
     except Unauthorized:
         session.commit()  # the failure and its audit event must survive the 401

@@ -6,10 +6,8 @@ Services flush, never commit; the routes and the CLI commit at the edge (STYLE.m
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +22,7 @@ from api.config import Config
 from api.db import utcnow
 from api.errors import InvalidInput, TooManyRequests, Unauthorized, UpstreamError
 from api.households.models import Town, Village
+from api.throttle import seconds_until_allowed
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +88,6 @@ class StaffLoginThrottled(TooManyRequests):
     code = "login_throttled"
     message = "登录失败次数过多，请稍后再试"
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__()
-        self.retry_after = retry_after
-
 
 @dataclass(frozen=True)
 class LoginLimits:
@@ -125,20 +120,26 @@ def login_staff(
     name = username.strip()[:64]
     addr = (remote_addr or "unknown")[:64]
     wait = max(
-        _retry_after(
-            session, StaffLoginFailure.username == name, limits.max_failures, limits=limits, now=now
-        ),
-        _retry_after(
+        seconds_until_allowed(
             session,
+            StaffLoginFailure.at,
+            StaffLoginFailure.username == name,
+            allowed=limits.max_failures,
+            window_seconds=limits.window_seconds,
+            now=now,
+        ),
+        seconds_until_allowed(
+            session,
+            StaffLoginFailure.at,
             StaffLoginFailure.remote_addr == addr,
-            limits.max_failures * limits.ADDRESS_FACTOR,
-            limits=limits,
+            allowed=limits.max_failures * limits.ADDRESS_FACTOR,
+            window_seconds=limits.window_seconds,
             now=now,
         ),
     )
     if wait > 0:
         _refuse(session, None, remote_addr, "throttled")
-        raise StaffLoginThrottled(wait)
+        raise StaffLoginThrottled(retry_after=wait)
     staff = session.scalars(select(StaffAccount).where(StaffAccount.username == name)).one_or_none()
     ok = check_password_hash(staff.password_hash if staff else _DUMMY_HASH, password)
     if staff is None or not ok or not staff.active:
@@ -170,25 +171,6 @@ def _refuse(
         remote_addr=remote_addr,
     )
     session.flush()
-
-
-def _retry_after(
-    session: Session, condition: Any, allowed: int, *, limits: LoginLimits, now: datetime
-) -> int:
-    """Seconds until fewer than `allowed` failures matching `condition` are in the window."""
-    since = now - timedelta(seconds=limits.window_seconds)
-    recent = list(
-        session.scalars(
-            select(StaffLoginFailure.at)
-            .where(condition, StaffLoginFailure.at > since)
-            .order_by(StaffLoginFailure.at.desc())
-            .limit(allowed)
-        )
-    )
-    if len(recent) < allowed:
-        return 0
-    wait = recent[-1] + timedelta(seconds=limits.window_seconds) - now
-    return max(1, math.ceil(wait.total_seconds()))
 
 
 def hash_password(password: str) -> str:

@@ -19,7 +19,7 @@ from flask_smorest import Blueprint as _Blueprint
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
-from api.errors import DomainError
+from api.errors import DomainError, TooManyRequests
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,12 @@ class Api(_Api):
         return response
 
     def handle_domain_error(self, error: DomainError) -> Response:
-        return error_response(
+        response = error_response(
             error.status, code=error.code, message=error.message, errors=error.errors
         )
+        if isinstance(error, TooManyRequests) and error.retry_after is not None:
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
 
 
 class Blueprint(_Blueprint):

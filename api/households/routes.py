@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Response, after_this_request, current_app, g, request
+from flask import Response, current_app, g, request
 
 from api import clock
 from api.config import Config
@@ -95,16 +95,7 @@ def bind(body: dict[str, Any]) -> dict[str, Any]:
     )
     session.commit()  # failed attempts and audit events must persist before the refusal
     if outcome.refusal is not None:
-        refusal = outcome.refusal
-        if isinstance(refusal, service.BindThrottled):
-            retry_after = str(refusal.retry_after)
-
-            @after_this_request
-            def _retry_after(response: Response) -> Response:
-                response.headers["Retry-After"] = retry_after
-                return response
-
-        raise refusal
+        raise outcome.refusal  # a BindThrottled carries its Retry-After
     assert outcome.household is not None and outcome.person is not None
     return service.household_view(outcome.household, viewer_person_id=outcome.person.id)
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-import math
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select
@@ -38,6 +37,7 @@ from api.households.quotes import (
 )
 from api.policy.idnumber import mask_id_number, mask_name
 from api.policy.rules import PersonFacts
+from api.throttle import seconds_until_allowed
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,6 @@ class BindThrottled(TooManyRequests):
     """Too many failed binds from this account or address; `retry_after` in seconds."""
 
     message = "绑定失败次数过多，请稍后再试"
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__()
-        self.retry_after = retry_after
 
 
 # Binding -------------------------------------------------------------------------------------
@@ -79,23 +75,16 @@ class BindOutcome:
     refusal: BindRefused | BindThrottled | None = None
 
 
-def _retry_after(
-    session: Session, condition: Any, *, settings: BindSettings, since: datetime, now: datetime
-) -> int:
+def _retry_after(session: Session, condition: Any, *, settings: BindSettings, now: datetime) -> int:
     """Seconds until fewer than `max_failures` failures matching `condition` remain."""
-    recent = list(
-        session.scalars(
-            select(BindAttempt.at)
-            .where(condition, BindAttempt.at > since)
-            .order_by(BindAttempt.at.desc())
-            .limit(settings.max_failures)
-        )
+    return seconds_until_allowed(
+        session,
+        BindAttempt.at,
+        condition,
+        allowed=settings.max_failures,
+        window_seconds=settings.window_seconds,
+        now=now,
     )
-    if len(recent) < settings.max_failures:
-        return 0
-    oldest_counted = recent[-1]
-    wait = oldest_counted + timedelta(seconds=settings.window_seconds) - now
-    return max(1, math.ceil(wait.total_seconds()))
 
 
 def bind_household(
@@ -116,14 +105,9 @@ def bind_household(
     """
     actor = f"resident:{account_id}"
     masked = {"id_number": mask_id_number(id_number), "name": mask_name(name.strip() or "?")}
-    since = now - timedelta(seconds=settings.window_seconds)
     wait = max(
-        _retry_after(
-            session, BindAttempt.account_id == account_id, settings=settings, since=since, now=now
-        ),
-        _retry_after(
-            session, BindAttempt.remote_addr == remote_addr, settings=settings, since=since, now=now
-        ),
+        _retry_after(session, BindAttempt.account_id == account_id, settings=settings, now=now),
+        _retry_after(session, BindAttempt.remote_addr == remote_addr, settings=settings, now=now),
     )
     if wait > 0:
         record(
@@ -135,7 +119,7 @@ def bind_household(
             remote_addr=remote_addr,
         )
         session.flush()
-        return BindOutcome(refusal=BindThrottled(wait))
+        return BindOutcome(refusal=BindThrottled(retry_after=wait))
 
     person = session.scalars(select(Person).where(Person.id_number == id_number)).one_or_none()
     # Compare even when nobody matched, so both refusals do the same work.

@@ -62,6 +62,7 @@ class Config:
     RECONCILE_AFTER_MINUTES: int = 5
     # A refund still `processing` this long (its notification may be lost) is queried.
     RECONCILE_REFUNDS_AFTER_MINUTES: int = 10
+    REFUND_MAX_SENDS: int = 3
     BIND_MAX_FAILURES: int = 5
     BIND_FAILURE_WINDOW_SECONDS: int = 900
     # Staff password guesses: per username in the window; an address gets 4 × as many (one

@@ -13,7 +13,10 @@ Gateways deliver at least once, concurrently, or never (PROTOCOLS.md §4). So:
   — is queried at its channel and a final answer is booked through `refunds.apply_refund_result`,
   the function the refund notification uses. That function locks the refund row and moves it
   with the state machine's conditional update, so whichever of the two comes first reverses the
-  contributions and queues their reversal records; the other changes nothing;
+  contributions and queues their reversal records; the other changes nothing. A refund the
+  channel has no record of goes back to the refund processor to be sent again (at most
+  `REFUND_MAX_SENDS` sends in all), so money owed to a household is never left waiting on a
+  request the channel lost;
 - `run_worker` runs all of them and the refund processor in a loop (`flask --app wsgi payments
   worker`), removing the session after every job (STYLE.md 4a) and stopping cleanly on
   SIGTERM / SIGINT between jobs.
@@ -47,7 +50,7 @@ from api.payments.models import (
 from api.payments.notify import in_transaction
 from api.payments.orders import apply_from_query, close_at_channel
 from api.payments.refunds import RefundApplied, apply_refund_result, process_due_refunds
-from api.payments.states import transition_order
+from api.payments.states import LostRace, transition_order, transition_refund
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -161,7 +164,9 @@ def reconcile_refunds(
     """Query the channel for refunds `processing` longer than `older_than`; book final answers.
 
     Returns counts: succeeded / failed (booked now), processing (the channel is not done),
-    not_found (the channel knows no such refund: logged, left for finance), already_final (a
+    resent (the channel knows no such refund: back to `requested`, for the refund processor
+    to send again), not_found (the same after `REFUND_MAX_SENDS` sends: logged, left for
+    finance), already_final (a
     notification booked it meanwhile), rejected (the answer's amount or order is not ours:
     logged and audited, nothing changed), error (the channel could not be asked; the next
     round asks again). One refund's error never stops the others. Commits per refund.
@@ -188,10 +193,7 @@ def _reconcile_refund(db: Database, settings: Config, stuck: _StuckRefund) -> st
         log.warning("refund query failed", extra={**where, "code": exc.code})
         return "error"
     if answer is None:
-        # Accepted by the channel, yet unknown to it: a person must look (no state says
-        # "lost at the channel", and resending is the refund processor's job, not a guess).
-        log.warning("channel knows no such refund", extra=where)
-        return "not_found"
+        return in_transaction(db, lambda session: _send_again(session, settings, stuck))
     if answer.state == "processing":
         return "processing"
     applied = in_transaction(db, lambda session: _book(session, answer))
@@ -204,6 +206,38 @@ def _reconcile_refund(db: Database, settings: Config, stuck: _StuckRefund) -> st
         )
         return "rejected"
     return "succeeded" if applied.reason == "refund_succeeded" else "failed"
+
+
+def _send_again(session: Session, settings: Config, stuck: _StuckRefund) -> str:
+    """The channel accepted this refund yet has no record of it: hand it back to the refund
+    processor (processing → requested, due now), which sends it again under the same
+    out_refund_no — a channel refunds one out_refund_no at most once, so if the refund did
+    exist after all, the second request only returns it. After `REFUND_MAX_SENDS` sends the
+    refund is left `processing` for finance (logged every round; counted as not_found)."""
+    where = {"out_refund_no": stuck.out_refund_no, "out_trade_no": stuck.out_trade_no}
+    refund = session.scalars(
+        select(Refund).where(Refund.id == stuck.refund_id).with_for_update()
+    ).one()
+    if refund.state != RefundState.PROCESSING:
+        return "already_final" if refund.state in FINAL_REFUND_STATES else "resent"
+    if refund.attempts >= settings.REFUND_MAX_SENDS:
+        log.error("channel knows no such refund; sent too often, left for finance", extra=where)
+        return "not_found"
+    log.warning("channel knows no such refund; sending it again", extra=where)
+    if not transition_refund(
+        session,
+        refund,
+        RefundState.REQUESTED,
+        actor=REFUND_HEALER,
+        reason="not_found_at_channel",
+        detail={"sends": refund.attempts},
+        values={"next_attempt_at": utcnow()},
+    ):
+        raise LostRace(stuck.out_refund_no)  # in_transaction reads it again
+    return "resent"
+
+
+FINAL_REFUND_STATES = frozenset({RefundState.SUCCEEDED, RefundState.FAILED})
 
 
 def _book(session: Session, answer: ChannelRefund) -> RefundApplied:

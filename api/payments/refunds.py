@@ -344,14 +344,18 @@ def apply_refund_result(session: Session, *, answer: ChannelRefund, actor: str) 
     if answer.state == "processing":
         if refund.state == RefundState.PROCESSING:
             return RefundApplied(NotificationOutcome.DUPLICATE, None, order.id)
-        transition_refund(
+        # The refund row is locked above, so these moves cannot lose a race; were one to, it
+        # is reported as a duplicate (someone else moved it), never as applied.
+        if not transition_refund(
             session, refund, RefundState.PROCESSING, actor=actor, reason="accepted", values=values
-        )
+        ):
+            return RefundApplied(NotificationOutcome.DUPLICATE, None, order.id)
         return RefundApplied(NotificationOutcome.APPLIED, "refund_processing", order.id)
     if answer.state in ("closed", "failed"):
-        transition_refund(
+        if not transition_refund(
             session, refund, RefundState.FAILED, actor=actor, reason=f"channel_{answer.state}"
-        )
+        ):
+            return RefundApplied(NotificationOutcome.DUPLICATE, None, order.id)
         return RefundApplied(NotificationOutcome.APPLIED, "refund_failed", order.id)
     if answer.succeeded_at is not None:
         values["succeeded_at"] = answer.succeeded_at

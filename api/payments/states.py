@@ -63,7 +63,9 @@ ORDER_TRANSITIONS: Mapping[str, frozenset[str]] = {
 R = RefundState
 REFUND_TRANSITIONS: Mapping[str, frozenset[str]] = {
     R.REQUESTED: frozenset({R.PROCESSING, R.SUCCEEDED, R.FAILED}),
-    R.PROCESSING: frozenset({R.SUCCEEDED, R.FAILED}),
+    # Back to requested only when the channel has no record of a refund it accepted (the
+    # refund healer): the processor then sends it again under the same out_refund_no.
+    R.PROCESSING: frozenset({R.SUCCEEDED, R.FAILED, R.REQUESTED}),
     R.SUCCEEDED: frozenset(),
     R.FAILED: frozenset(),
 }

@@ -273,18 +273,86 @@ def test_one_refunds_channel_error_does_not_stop_the_others(
     db = app.extensions["database"]
     with app.app_context():
         report = healing.run_once(db, app.config["SETTINGS"])
-    assert report["reconcile_refunds"] == {"error": 1, "not_found": 1, "succeeded": 1}
+    assert report["reconcile_refunds"] == {"error": 1, "resent": 1, "succeeded": 1}
     assert [_state(app, no) for no in (failing, unknown, healed)] == [
         "processing",
-        "processing",
+        "requested",  # for the refund processor to send again
         "succeeded",
     ]
     assert _reversed(app, paid.out_trade_no) == (1, 1)
 
     monkeypatch.setattr(adapter, "query_refund", query)  # the gateway is back
-    assert _heal(app, "--older-than-minutes", "0") == {"succeeded": 2}
+    assert _heal(app, "--older-than-minutes", "0") == {"succeeded": 1}
+    # Sent again under the same out_refund_no, the gateway accepts the refund it already has
+    # (a WeChat refund request's answer is "accepted", never the result) and the next
+    # healer round books the result the gateway reports.
+    assert json.loads(_cli(app, "process-refunds")) == {"refund_processing": 1}
+    assert _heal(app, "--older-than-minutes", "0") == {"succeeded": 1}
     assert _get(shop, paid.family, paid.out_trade_no)["status"] == "partially_refunded"
     assert _reversed(app, paid.out_trade_no) == (3, 3)
+
+
+def _lose_at_gateway(sandbox: Any, paid: Paid, out_refund_no: str) -> None:
+    """The gateway loses a refund it had accepted (the only way a query can say "no such
+    refund" about one we hold as processing)."""
+    store = sandbox.sandbox.store
+    with store.locked():
+        found = store.find_refund(paid.channel, out_refund_no)
+        assert found is not None
+        del found[0].refunds[out_refund_no]
+
+
+def test_a_refund_the_gateway_lost_is_sent_again_and_booked_once(
+    shop: LiveServer, sandbox: Any, gateway: str
+) -> None:
+    app = shop.app
+    paid = _paid(shop, sandbox, gateway, f"lost-{gateway}")
+    out_refund_no = _staff_refund(shop, paid)
+    _lose_at_gateway(sandbox, paid, out_refund_no)
+
+    assert _heal(app, "--older-than-minutes", "0") == {"resent": 1}
+    assert _state(app, out_refund_no) == "requested"
+    history = select(AuditEvent.actor, AuditEvent.detail).where(
+        AuditEvent.action == "payments.refund.requested",
+        AuditEvent.subject == f"refund:{out_refund_no}",
+    )
+    ((actor, detail),) = _rows(app, history)
+    assert (actor, detail["from"], detail["reason"]) == (
+        "refund-reconciler",
+        "processing",
+        "not_found_at_channel",
+    )
+    # A second healer round finds nothing stuck: the refund waits for the processor.
+    assert _heal(app, "--older-than-minutes", "0") == {}
+
+    assert json.loads(_cli(app, "process-refunds")) == {"refund_processing": 1}
+    assert _state(app, out_refund_no) == "processing"
+    assert sandbox.sandbox.store.find_refund(paid.channel, out_refund_no) is not None
+    _settle_at_gateway(sandbox, paid, out_refund_no)
+    assert _heal(app, "--older-than-minutes", "0") == {"succeeded": 1}
+    assert _get(shop, paid.family, paid.out_trade_no)["status"] == "partially_refunded"
+    assert _reversed(app, paid.out_trade_no) == (1, 1)
+    assert _heal(app, "--older-than-minutes", "0") == {}
+
+
+def test_a_refund_lost_again_after_its_last_send_is_left_for_finance(
+    shop: LiveServer, sandbox: Any
+) -> None:
+    app = shop.app
+    app.config["APP_TODAY"] = "2019-11-05"
+    paid = _paid(shop, sandbox, "v2", "lost-often")
+    out_refund_no = _staff_refund(shop, paid)
+    sends = app.config["SETTINGS"].REFUND_MAX_SENDS
+    for _ in range(1, sends):
+        _lose_at_gateway(sandbox, paid, out_refund_no)
+        assert _heal(app, "--older-than-minutes", "0") == {"resent": 1}
+        assert json.loads(_cli(app, "process-refunds")) == {"refund_processing": 1}
+    _lose_at_gateway(sandbox, paid, out_refund_no)
+    assert _heal(app, "--older-than-minutes", "0") == {"not_found": 1}
+    assert _state(app, out_refund_no) == "processing"
+    attempts = _scalar(app, select(Refund.attempts).where(Refund.out_refund_no == out_refund_no))
+    assert attempts == sends
+    assert _reversed(app, paid.out_trade_no) == (0, 0)
 
 
 def _rows(app: Flask, query: Any) -> list[Any]:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api.audit.service import record as audit
@@ -143,18 +143,42 @@ class _StuckRefund:
     out_refund_no: str
     out_trade_no: str
     channel: str
+    accepted_at: datetime  # updated_at: when the channel accepted it (moved to processing)
 
 
-def _stuck_refunds(db: Database, *, cutoff: datetime, limit: int) -> list[_StuckRefund]:
-    """Refunds `processing` since before `cutoff` (updated_at is when the channel accepted)."""
+# A refund the channel is still working on (a bank card refund can take days) is asked about
+# again after half its age so far, within these bounds: soon while young, a few times a day
+# when old, instead of once every worker round for days.
+ASK_AGAIN_MAX = timedelta(hours=6)
+
+
+def ask_again_after(age: timedelta, *, least: timedelta) -> timedelta:
+    """How long to wait before asking the channel again about a refund of this age."""
+    return min(ASK_AGAIN_MAX, max(least, age / 2))
+
+
+def _stuck_refunds(
+    db: Database, *, cutoff: datetime, limit: int, due_only: bool
+) -> list[_StuckRefund]:
+    """Refunds `processing` since before `cutoff` (updated_at is when the channel accepted);
+    with `due_only`, only those whose next question is due (`next_attempt_at`)."""
+    query = (
+        select(
+            Refund.id,
+            Refund.out_refund_no,
+            PaymentOrder.out_trade_no,
+            PaymentOrder.channel,
+            Refund.updated_at,
+        )
+        .join(PaymentOrder, PaymentOrder.id == Refund.order_id)
+        .where(Refund.state == RefundState.PROCESSING, Refund.updated_at <= cutoff)
+        .order_by(Refund.updated_at, Refund.id)
+        .limit(limit)
+    )
+    if due_only:
+        query = query.where(Refund.next_attempt_at <= utcnow())
     with db.job() as session:
-        rows = session.execute(
-            select(Refund.id, Refund.out_refund_no, PaymentOrder.out_trade_no, PaymentOrder.channel)
-            .join(PaymentOrder, PaymentOrder.id == Refund.order_id)
-            .where(Refund.state == RefundState.PROCESSING, Refund.updated_at <= cutoff)
-            .order_by(Refund.updated_at, Refund.id)
-            .limit(limit)
-        ).all()
+        rows = session.execute(query).all()
     return [_StuckRefund(*row) for row in rows]
 
 
@@ -162,6 +186,11 @@ def reconcile_refunds(
     db: Database, settings: Config, *, older_than: timedelta | None = None, limit: int = BATCH
 ) -> dict[str, int]:
     """Query the channel for refunds `processing` longer than `older_than`; book final answers.
+
+    Without `older_than` (the worker), a refund the channel is still working on is asked about
+    again only when due: after half its age so far, between RECONCILE_REFUNDS_AFTER_MINUTES and
+    six hours (`ask_again_after`). An explicit `older_than` (an operator's
+    `--older-than-minutes`) asks about every such refund now.
 
     Returns counts: succeeded / failed (booked now), processing (the channel is not done),
     resent (the channel knows no such refund: back to `requested`, for the refund processor
@@ -171,16 +200,30 @@ def reconcile_refunds(
     logged and audited, nothing changed), error (the channel could not be asked; the next
     round asks again). One refund's error never stops the others. Commits per refund.
     """
-    age = (
-        older_than
-        if older_than is not None
-        else timedelta(minutes=settings.RECONCILE_REFUNDS_AFTER_MINUTES)
-    )
+    least = timedelta(minutes=settings.RECONCILE_REFUNDS_AFTER_MINUTES)
+    age = older_than if older_than is not None else least
     counts: dict[str, int] = {}
-    for stuck in _stuck_refunds(db, cutoff=utcnow() - age, limit=limit):
+    for stuck in _stuck_refunds(
+        db, cutoff=utcnow() - age, limit=limit, due_only=older_than is None
+    ):
         result = _reconcile_refund(db, settings, stuck)
+        if result == "processing":
+            _ask_later(db, stuck, least=least)
         counts[result] = counts.get(result, 0) + 1
     return counts
+
+
+def _ask_later(db: Database, stuck: _StuckRefund, *, least: timedelta) -> None:
+    """The channel is not done: the next question waits (`ask_again_after`)."""
+    now = utcnow()
+    wait = ask_again_after(now - stuck.accepted_at, least=least)
+    with db.job() as session:
+        session.execute(
+            update(Refund)
+            .where(Refund.id == stuck.refund_id, Refund.state == RefundState.PROCESSING)
+            .values(next_attempt_at=now + wait)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _reconcile_refund(db: Database, settings: Config, stuck: _StuckRefund) -> str:

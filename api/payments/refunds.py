@@ -344,6 +344,8 @@ def apply_refund_result(session: Session, *, answer: ChannelRefund, actor: str) 
     if answer.state == "processing":
         if refund.state == RefundState.PROCESSING:
             return RefundApplied(NotificationOutcome.DUPLICATE, None, order.id)
+        # The healer's questions about it are timed from its acceptance, not from the claim.
+        values["next_attempt_at"] = utcnow()
         # The refund row is locked above, so these moves cannot lose a race; were one to, it
         # is reported as a duplicate (someone else moved it), never as applied.
         if not transition_refund(

@@ -12,14 +12,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from api.audit.models import AuditEvent
+from api.db import utcnow
 from api.payments import healing
 from api.payments.channels import ChannelError, ChannelRefund, get_channel
 from api.payments.models import ChannelNotification, Contribution, Refund
@@ -361,3 +363,44 @@ def _rows(app: Flask, query: Any) -> list[Any]:
         rows = [tuple(r) for r in db.session().execute(query).all()]
         db.session.remove()
     return rows
+
+
+def _set(app: Flask, out_refund_no: str, **values: Any) -> None:
+    db = app.extensions["database"]
+    with app.app_context():
+        with db.job() as session:
+            session.execute(
+                update(Refund).where(Refund.out_refund_no == out_refund_no).values(**values)
+            )
+        db.session.remove()
+
+
+def test_ask_again_after_half_the_age_within_bounds() -> None:
+    least = timedelta(minutes=10)
+    assert healing.ask_again_after(timedelta(minutes=12), least=least) == least
+    assert healing.ask_again_after(timedelta(hours=2), least=least) == timedelta(hours=1)
+    assert healing.ask_again_after(timedelta(days=3), least=least) == timedelta(hours=6)
+
+
+def test_a_refund_still_processing_is_asked_about_again_later_not_every_round(
+    shop: LiveServer, sandbox: Any
+) -> None:
+    app = shop.app
+    app.config["APP_TODAY"] = "2019-11-05"
+    paid = _paid(shop, sandbox, "v2", "backoff")
+    out_refund_no = _staff_refund(shop, paid)
+    accepted = utcnow() - timedelta(hours=2)
+    _set(app, out_refund_no, updated_at=accepted, next_attempt_at=accepted)
+
+    assert _heal(app) == {"processing": 1}  # the worker's round: due, asked
+    due = _scalar(app, select(Refund.next_attempt_at).where(Refund.out_refund_no == out_refund_no))
+    assert timedelta(minutes=59) < due - utcnow() < timedelta(minutes=61)
+    assert _heal(app) == {}  # not due yet: the channel is not asked again
+    # An operator asking by hand about refunds of some age asks about every one of them.
+    assert _heal(app, "--older-than-minutes", "0") == {"processing": 1}
+
+    _settle_at_gateway(sandbox, paid, out_refund_no)
+    assert _heal(app) == {}  # settled at the gateway, but not due: still waits
+    _set(app, out_refund_no, next_attempt_at=utcnow() - timedelta(seconds=1))
+    assert _heal(app) == {"succeeded": 1}
+    assert _reversed(app, paid.out_trade_no) == (1, 1)

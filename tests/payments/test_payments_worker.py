@@ -86,7 +86,7 @@ def test_worker_command_stops_on_sigterm(sqlite_database_url: str) -> None:
     env = {
         **os.environ,
         "DATABASE_URL": sqlite_database_url,
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",
         "PYTHONPATH": str(ROOT),
     }
     process = subprocess.Popen(
@@ -97,11 +97,34 @@ def test_worker_command_stops_on_sigterm(sqlite_database_url: str) -> None:
         stderr=subprocess.STDOUT,
     )
     try:
-        time.sleep(2.0)
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        # SIGTERM only once the handler is in place ("started" is logged right after): on a
+        # busy machine the imports alone can outlast a fixed sleep, and a SIGTERM during them
+        # ends the process the default way (-15), which says nothing about the worker.
+        seen = _wait_for_line(process, b"payments worker started", timeout=60)
+        time.sleep(0.5)  # a round or two
+        assert process.poll() is None, seen
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _wait_for_line(process: subprocess.Popen[bytes], text: bytes, *, timeout: float) -> bytes:
+    """Wait until a line of the process's output contains `text`; returns what was read.
+
+    A thread reads the output (and keeps reading, so a full pipe never blocks the worker's
+    logging): a process that hangs silently fails the test at the deadline instead of hanging.
+    """
+    assert process.stdout is not None
+    stdout = process.stdout
+    lines: list[bytes] = []
+    threading.Thread(target=lambda: lines.extend(iter(stdout.readline, b"")), daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not any(text in line for line in list(lines)):
+        if time.monotonic() > deadline or process.poll() is not None:
+            seen = b"".join(lines).decode(errors="replace")
+            raise AssertionError(f"no {text!r} in the output: {seen}")
+        time.sleep(0.05)
+    return b"".join(lines)

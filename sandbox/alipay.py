@@ -467,7 +467,9 @@ def refund_query(call: Call) -> Response:
         }
         if found.status == "SUCCESS":
             fields["refund_status"] = "REFUND_SUCCESS"
-            fields["gmt_refund_pay"] = dashed(found.succeeded_at or found.created_at)
+            # Like the real gateway: the refund's time only when `query_options` asks for it.
+            if "gmt_refund_pay" in (call.biz.get("query_options") or ()):
+                fields["gmt_refund_pay"] = dashed(found.succeeded_at or found.created_at)
         return _reply(call, success(**fields))
 
 

@@ -332,12 +332,24 @@ class AlipayChannel:
         )
 
     def _refund_query_data(self, out_trade_no: str, out_refund_no: str) -> dict[str, Any]:
-        """The SDK's refund query → the verified inner dict (business failures raised)."""
+        """The refund query → the verified inner dict (business failures raised).
+
+        Built with the SDK's own `build_body` / `verified_sync_response` (its signing and
+        reply verification) rather than `api_alipay_trade_fastpay_refund_query`, which takes
+        no further parameters: the gateway returns `gmt_refund_pay` (when the money went back)
+        only when `query_options` asks for it, and without it a healed refund's time would be
+        the time we booked it, not the time the household got the money.
+        """
+        biz_content = {
+            "out_request_no": out_refund_no,
+            "out_trade_no": out_trade_no,
+            "query_options": ["gmt_refund_pay"],
+        }
         data = self._call(
             "refund.query",
-            self.client.api_alipay_trade_fastpay_refund_query,
-            out_refund_no,
-            out_trade_no=out_trade_no,
+            self.client.verified_sync_response,
+            self.client.build_body("alipay.trade.fastpay.refund.query", biz_content),
+            "alipay_trade_fastpay_refund_query_response",
         )
         if error := self._ok("refund.query", data):
             raise error

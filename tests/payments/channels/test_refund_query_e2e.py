@@ -111,6 +111,12 @@ def test_alipay_refund_pending_answers_fund_change_n_without_refund_status(
     control("refund-notify", {"channel": "alipay", "out_refund_no": out_refund_no})
     raw = client.api_alipay_trade_fastpay_refund_query(out_refund_no, out_trade_no=req.out_trade_no)
     assert raw["refund_status"] == "REFUND_SUCCESS"
+    # The SDK's own query sends no `query_options`, so (as on the real gateway) no refund time;
+    # our adapter asks for it and gets the time the money went back.
+    assert "gmt_refund_pay" not in raw
+    done = alipay.query_refund(out_trade_no=req.out_trade_no, out_refund_no=out_refund_no)
+    assert done is not None and done.state == "succeeded"
+    assert done.succeeded_at is not None and done.succeeded_at.tzinfo is not None
     order = requests.get(
         f"{sandbox.base_url}/sandbox/control/orders/alipay/{req.out_trade_no}", timeout=10
     ).json()

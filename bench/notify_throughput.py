@@ -332,42 +332,47 @@ def _bench(
         raise RuntimeError(f"{label}: {bad} bad replies, {booked} contributions, not {expected}")
     ceiling = runs[TRIVIAL_PATH]
     setting = f"trivial route, same gunicorn ({workers}×{threads} gthread, {clients} clients)"
+
+    def row(name: str, run: _Run, notes: str, target: float | None) -> dict[str, Any]:
+        answer = result_row(
+            "notify_throughput",
+            name,
+            backend=label,
+            n=n,
+            unit="notifications/s",
+            value=n / run.seconds,
+            baseline=setting,
+            baseline_value=n / ceiling.seconds,
+            target_ratio=TARGET_RATIO,
+            notes=notes,
+        )
+        answer["p50_ms"], answer["p99_ms"] = run.percentiles()
+        answer["target_ratio"] = target
+        return answer
+
     notify = runs[NOTIFY_PATH]
-    row = result_row(
-        "notify_throughput",
-        "genuine WeChat Pay v2 notifications → paid (verify + apply + reply)",
-        backend=label,
-        n=n,
-        unit="notifications/s",
-        value=n / notify.seconds,
-        baseline=setting,
-        baseline_value=n / ceiling.seconds,
-        target_ratio=TARGET_RATIO,
-        notes=f"{notify.latency()} (ceiling {ceiling.latency()})"
-        + ("" if label == "PostgreSQL" else "; target set for PostgreSQL only"),
-    )
-    row["p50_ms"], row["p99_ms"] = notify.percentiles()
-    if label != "PostgreSQL":
-        row["target_ratio"] = None
-    if not floor:
-        return [row]
-    least = runs[FLOOR_PATH]
-    floor_row = result_row(
-        "notify_throughput",
-        "floor: the same contract's least work (raw psycopg, 4 round trips; bench/notify_floor.py)",
-        backend=label,
-        n=n,
-        unit="notifications/s",
-        value=n / least.seconds,
-        baseline=setting,
-        baseline_value=n / ceiling.seconds,
-        target_ratio=TARGET_RATIO,
-        notes=f"{least.latency()}; what any implementation in this stack could reach here, "
-        "not a product route",
-    )
-    floor_row["p50_ms"], floor_row["p99_ms"] = least.percentiles()
-    floor_row["target_ratio"] = None
-    return [row, floor_row]
+    rows = [
+        row(
+            "genuine WeChat Pay v2 notifications → paid (verify + apply + reply)",
+            notify,
+            f"{notify.latency()} (ceiling {ceiling.latency()})"
+            + ("" if floor else "; target set for PostgreSQL only"),
+            TARGET_RATIO if floor else None,
+        )
+    ]
+    if floor:
+        least = runs[FLOOR_PATH]
+        rows.append(
+            row(
+                "floor: the same contract's least work (raw psycopg, 4 round trips; "
+                "bench/notify_floor.py)",
+                least,
+                f"{least.latency()}; what any implementation in this stack could reach here, "
+                "not a product route",
+                None,
+            )
+        )
+    return rows
 
 
 class _Run:

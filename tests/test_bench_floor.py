@@ -6,16 +6,14 @@ match column for column (ids, times and the order's own numbers aside)."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from api.payments.channels import wechat_v2_protocol as proto
-from tests.conftest import PG_ADMIN_URL, _require_pg
+from tests.conftest import _require_pg
 
 # Differ between two orders by construction: identities, times, and who pays.
 _PER_ORDER = {
@@ -49,20 +47,15 @@ _PER_ORDER = {
 
 @pytest.fixture
 def bench_database() -> Iterator[str]:
-    name = f"ssi_floor_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
+    """A database of its own: the benchmark's `_populate` drops and creates every table."""
+    from bench.common import pg_available, pg_database
+
+    if not pg_available():
         if _require_pg():
-            pytest.fail(f"PostgreSQL required but unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
-    yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+            pytest.fail("PostgreSQL required but unreachable")
+        pytest.skip("PostgreSQL unreachable")
+    with pg_database("ssi_floor") as url:
+        yield url
 
 
 def _rows(conn: Any, table: str, where: str, order_id: int) -> list[dict[str, Any]]:

@@ -50,7 +50,12 @@ from api.payments.models import (
 from api.payments.notify import in_transaction
 from api.payments.orders import apply_from_query, close_at_channel
 from api.payments.refunds import RefundApplied, apply_refund_result, process_due_refunds
-from api.payments.states import LostRace, transition_order, transition_refund
+from api.payments.states import (
+    FINAL_REFUND_STATES,
+    LostRace,
+    transition_order,
+    transition_refund,
+)
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -195,10 +200,10 @@ def reconcile_refunds(
     Returns counts: succeeded / failed (booked now), processing (the channel is not done),
     resent (the channel knows no such refund: back to `requested`, for the refund processor
     to send again), not_found (the same after `REFUND_MAX_SENDS` sends: logged, left for
-    finance), already_final (a
-    notification booked it meanwhile), rejected (the answer's amount or order is not ours:
-    logged and audited, nothing changed), error (the channel could not be asked; the next
-    round asks again). One refund's error never stops the others. Commits per refund.
+    finance), already_final (a notification booked it meanwhile), rejected (the answer's
+    amount or order is not ours: logged and audited, nothing changed), error (the channel
+    could not be asked; the next round asks again). One refund's error never stops the
+    others. Commits per refund.
     """
     least = timedelta(minutes=settings.RECONCILE_REFUNDS_AFTER_MINUTES)
     age = older_than if older_than is not None else least
@@ -278,9 +283,6 @@ def _send_again(session: Session, settings: Config, stuck: _StuckRefund) -> str:
     ):
         raise LostRace(stuck.out_refund_no)  # in_transaction reads it again
     return "resent"
-
-
-FINAL_REFUND_STATES = frozenset({RefundState.SUCCEEDED, RefundState.FAILED})
 
 
 def _book(session: Session, answer: ChannelRefund) -> RefundApplied:

@@ -43,6 +43,7 @@ from api.payments.models import (
     RefundState,
 )
 from api.payments.states import (
+    FINAL_REFUND_STATES,
     LostRace,
     record_new_refund,
     transition_order,
@@ -338,7 +339,7 @@ def apply_refund_result(session: Session, *, answer: ChannelRefund, actor: str) 
         return RefundApplied(NotificationOutcome.REJECTED, "refund_order_mismatch", order.id)
     if answer.amount_fen != refund.amount_fen:
         return RefundApplied(NotificationOutcome.REJECTED, "amount_mismatch", order.id)
-    if refund.state in (RefundState.SUCCEEDED, RefundState.FAILED):
+    if refund.state in FINAL_REFUND_STATES:
         return RefundApplied(NotificationOutcome.DUPLICATE, None, order.id)
     values: dict[str, Any] = {"channel_refund_id": answer.refund_id} if answer.refund_id else {}
     if answer.state == "processing":

@@ -70,6 +70,9 @@ REFUND_TRANSITIONS: Mapping[str, frozenset[str]] = {
     R.FAILED: frozenset(),
 }
 
+# A refund in one of these is done: nothing moves it again.
+FINAL_REFUND_STATES = frozenset(state for state, to in REFUND_TRANSITIONS.items() if not to)
+
 # States in which the household's money is with us for this order (the payment happened).
 PAID_STATES = frozenset({S.PAID, S.DUPLICATE, S.PAID_AFTER_CLOSE, S.PARTIALLY_REFUNDED, S.REFUNDED})
 # States a payment notification may still move (the order was never paid).

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup run test lint typecheck unit bench clean
+.PHONY: setup run test test-clock lint typecheck unit bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ typecheck: setup
 
 unit: setup
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+## The suite at other hours and zones (issue 17): just after Beijing midnight (16:30 UTC, when the
+## UTC and Beijing dates differ) and just before it, with machine zones on both sides of Beijing.
+test-clock: setup
+	bash scripts/test-clock 00:30 America/Los_Angeles $(CLOCK_PYTEST_ARGS)
+	bash scripts/test-clock 23:30 Pacific/Kiritimati $(CLOCK_PYTEST_ARGS)
 
 ## Benchmarks with ratios against baselines measured in the same run (bench/README.md).
 bench: setup

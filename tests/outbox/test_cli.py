@@ -20,6 +20,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from api import clock
 from api.audit.models import AuditEvent
 from api.config import PROJECT_ROOT
 from api.payments.outbox.export import HEADERS
@@ -88,7 +89,7 @@ def test_replay_command_marks_by_town(cli_app: Flask, harness: Harness) -> None:
     harness.enqueue(range(1, 4))
     harness.enqueue([9], town_code="370406002")
     harness.relay()
-    today = datetime.now(UTC).astimezone().date().isoformat()
+    today = clock.today().isoformat()  # a Beijing day, as the command reads --until
 
     result = cli_app.test_cli_runner().invoke(
         args=["outbox", "replay", "--since", "2019-01-01", "--until", today, "--town", "370406002"]

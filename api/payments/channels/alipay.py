@@ -14,9 +14,9 @@ SDK defects handled here (PROTOCOLS.md §5.9):
 - `verify()` mutates its argument, needs `sign` popped first and raises on an unknown
   sign_type: we hand it a copy and turn the exception into a rejection;
 - amounts are yuan strings from `money.fen_to_yuan_str`, never floats (§5.2);
-- the SDK stamps requests with naive local time (`datetime.now()`, §5.2): the process must run
-  with TZ=Asia/Shanghai (scripts/run-local sets it). Our own `time_expire` is computed in
-  Asia/Shanghai explicitly and does not depend on TZ.
+- the SDK stamps requests with the machine's naive local time (`datetime.now()`, §5.2), while
+  the gateway reads `timestamp` as Beijing time: `BeijingAliPay` stamps Beijing time itself, so
+  no process depends on its TZ. Our own `time_expire` is computed in Asia/Shanghai explicitly.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import urllib.error
 from collections.abc import Callable, Mapping
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -34,6 +34,7 @@ from alipay import AliPay
 from alipay.exceptions import AliPayException, AliPayValidationError
 from alipay.utils import AliPayConfig
 
+from api.clock import BEIJING
 from api.config import Config
 from api.payments.channels.base import (
     BillRow,
@@ -66,6 +67,22 @@ def _retryable(code: str, sub_code: str) -> bool:
     return code == "20000" or sub_code.upper().endswith("SYSTEM_ERROR")
 
 
+class BeijingAliPay(AliPay):  # type: ignore[misc]
+    """The SDK's client with the request `timestamp` in Beijing time, whatever the machine's TZ.
+
+    Alipay reads `timestamp` as Asia/Shanghai wall-clock time (§5.2); the SDK fills it from
+    the naive local clock, which is another day on a UTC machine from 16:00.
+    """
+
+    def build_body(
+        self, method: str, biz_content: dict[str, Any] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = super().build_body(method, biz_content, **kwargs)
+        if "timestamp" not in kwargs:
+            body["timestamp"] = datetime.now(BEIJING).strftime(DASHED)
+        return body
+
+
 class AlipayChannel:
     """`PaymentChannel` for Alipay (支付宝)."""
 
@@ -82,7 +99,7 @@ class AlipayChannel:
         with self._lock:
             if self._client is None:
                 s = self._settings
-                client = AliPay(
+                client = BeijingAliPay(
                     appid=s.ALIPAY_APPID,
                     app_notify_url=None,
                     app_private_key_string=Path(s.ALIPAY_APP_PRIVATE_KEY_FILE).read_text(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from api.db import get_db
+from api.db import get_db, utcnow
 from api.payments.outbox import service
 from api.payments.outbox.export import render
 from api.payments.outbox.relay import RelaySettings, run_relay
@@ -186,7 +186,7 @@ def export_command(
                 "to": date_to.isoformat(),
                 "rows": len(messages),
                 "format": fmt,
-                "at": datetime.now().astimezone().isoformat(),
+                "at": utcnow().isoformat(),
             },
         )
     click.echo(f"{len(messages)} row(s) written to {out}")

@@ -8,6 +8,8 @@ its argument and raises on an unknown sign_type (§5.9).
 from __future__ import annotations
 
 import base64
+import time
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,6 +18,7 @@ from alipay import AliPay
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from api.clock import BEIJING
 from api.config import Config
 from api.payments.channels import ChannelRefund, NotificationRejected, TradeState
 from api.payments.channels.alipay import AlipayChannel
@@ -250,3 +253,24 @@ def test_replies_are_exact(settings: Config) -> None:
     assert channel.success_reply().body == b"success"
     assert len(channel.success_reply().body) == 7
     assert channel.failure_reply("bad_signature").body == b"fail"
+
+
+@pytest.mark.parametrize("machine_tz", ["UTC", "America/Los_Angeles", "Asia/Shanghai"])
+def test_request_timestamp_is_beijing_time_whatever_the_machine_zone(
+    settings: Config, machine_tz: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """§5.2: the gateway reads `timestamp` as Beijing wall-clock time; the SDK stamps the
+    machine's naive local time, another day on a UTC machine from 16:00 Beijing."""
+    monkeypatch.setenv("TZ", machine_tz)
+    time.tzset()
+    try:
+        before = datetime.now(BEIJING).replace(microsecond=0, tzinfo=None)
+        body = AlipayChannel(settings).client.build_body(
+            "alipay.trade.query", {"out_trade_no": "X"}
+        )
+        after = datetime.now(BEIJING).replace(tzinfo=None)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    stamped = datetime.strptime(body["timestamp"], "%Y-%m-%d %H:%M:%S")
+    assert before <= stamped <= after

@@ -144,6 +144,27 @@ class Blueprint(_Blueprint):
         guard_schema(instance)
         return super().arguments(instance, *args, **kwargs)
 
+    def _document_pagination_metadata(self, spec: Any, resp_doc: dict[str, Any]) -> None:
+        """X-Pagination carries a JSON object: say so with `content` (OpenAPI 3.0, 4.7.21.1).
+
+        flask-smorest documents it with `schema` alone, which means the `simple` style
+        (`total,0,total_pages,0`) — not what it sends.
+        """
+        names = [
+            "total",
+            "total_pages",
+            "first_page",
+            "last_page",
+            "page",
+            "previous_page",
+            "next_page",
+        ]
+        pages = {name: {"type": "integer"} for name in names}
+        resp_doc.setdefault("headers", {})[self.PAGINATION_HEADER_NAME] = {
+            "description": "Pagination metadata (JSON)",
+            "content": {"application/json": {"schema": {"type": "object", "properties": pages}}},
+        }
+
     def paginate(self, *args: Any, **kwargs: Any) -> Any:
         decorate = super().paginate(*args, **kwargs)
 

@@ -15,10 +15,15 @@ from api.config import PROJECT_ROOT, Config
 from api.db import Base, Database
 from api.extensions.docs import STATIC_URL as DOCS_STATIC_URL
 from api.extensions.docs import register_docs_static
+from api.extensions.inputs import install_converters
 from api.extensions.smorest import Api, error_response, install_chinese_field_messages
 from api.logs import configure_logging
 
 log = logging.getLogger(__name__)
+
+# Longest request target (path and query) the app accepts; gunicorn.conf.py lets longer ones
+# through to here so that they get a JSON 414 rather than gunicorn's HTML page.
+MAX_URI_BYTES = 4096
 
 
 class _MigrateMetadata:
@@ -34,6 +39,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"))
     app.config.update(settings.as_flask())
     app.config["SETTINGS"] = settings
+    install_converters(app)
     app.config.update(
         API_TITLE="山亭区城乡居民社会保险缴费 API",
         API_VERSION="v1",
@@ -90,6 +96,17 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
 
 
 def _register_request_hooks(app: Flask, database: Database) -> None:
+    @app.before_request
+    def _uri_length() -> Any:
+        uri = request.environ.get("RAW_URI") or request.full_path
+        if len(uri.encode("utf-8", "surrogateescape")) > MAX_URI_BYTES:
+            return error_response(
+                414,
+                code="uri_too_long",
+                message=f"请求地址过长（最多 {MAX_URI_BYTES} 字节）",
+            )
+        return None
+
     @app.before_request
     def _request_id() -> None:
         g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex

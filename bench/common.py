@@ -273,6 +273,8 @@ def start_gunicorn(
     process = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("gunicorn")),
+            "--config",
+            str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"),
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",

@@ -10,16 +10,20 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import marshmallow as ma
 from flask import Response, jsonify, request
 from flask_smorest import Api as _Api
 from flask_smorest import Blueprint as _Blueprint
 from sqlalchemy.exc import DBAPIError
+from webargs.flaskparser import FlaskParser
+from webargs.flaskparser import abort as abort_parsing
 from werkzeug.exceptions import HTTPException
 
 from api.errors import DomainError, TooManyRequests
+from api.extensions import messages
+from api.extensions.inputs import guard_schema
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ HTTP_ERRORS: dict[int, tuple[str, str]] = {
     405: ("method_not_allowed", "不支持该请求方法"),
     409: ("conflict", "与当前状态冲突"),
     413: ("payload_too_large", "请求内容过大"),
+    414: ("uri_too_long", "请求地址过长"),
     415: ("unsupported_media_type", "请求内容类型不受支持"),
     422: ("validation_error", "提交的信息有误，请检查后重试"),
     429: ("too_many_requests", "尝试次数过多，请稍后再试"),
@@ -81,6 +86,10 @@ class Api(_Api):
         message = data.get("message")
         code = data.get("error_code")
         response = error_response(status, code=code, message=message, errors=errors)
+        # werkzeug's own headers: `Allow` on a 405 (RFC 9110 15.5.6), `Retry-After`, …
+        for key, value in error.get_headers():
+            if key.lower() != "content-type":
+                response.headers[key] = value
         for key, value in (data.get("headers") or {}).items():
             response.headers[key] = value
         return response
@@ -111,8 +120,62 @@ class Api(_Api):
         return response
 
 
+class ArgumentsParser(FlaskParser):
+    """webargs' Flask parser with the one message of its own in Chinese."""
+
+    def _handle_invalid_json_error(
+        self, error: Any, req: Any, *args: Any, **kwargs: Any
+    ) -> NoReturn:
+        abort_parsing(400, exc=error, messages={"json": ["请求体不是有效的 JSON"]})
+
+
 class Blueprint(_Blueprint):
-    """A flask-smorest Blueprint whose auth decorators document 401/403."""
+    """A flask-smorest Blueprint whose auth decorators document 401/403.
+
+    Every argument schema (and the pagination schema) is guarded once, when the route is
+    declared, by `api.extensions.inputs.guard_schema`: no endpoint can forget the bounds.
+    """
+
+    ARGUMENTS_PARSER = ArgumentsParser()
+    PAGINATION_ARGUMENTS_PARSER = ArgumentsParser()
+
+    def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Any:
+        instance = schema() if isinstance(schema, type) else schema
+        guard_schema(instance)
+        return super().arguments(instance, *args, **kwargs)
+
+    def _document_pagination_metadata(self, spec: Any, resp_doc: dict[str, Any]) -> None:
+        """X-Pagination carries a JSON object: say so with `content` (OpenAPI 3.0, 4.7.21.1).
+
+        flask-smorest documents it with `schema` alone, which means the `simple` style
+        (`total,0,total_pages,0`) — not what it sends.
+        """
+        names = [
+            "total",
+            "total_pages",
+            "first_page",
+            "last_page",
+            "page",
+            "previous_page",
+            "next_page",
+        ]
+        pages = {name: {"type": "integer"} for name in names}
+        resp_doc.setdefault("headers", {})[self.PAGINATION_HEADER_NAME] = {
+            "description": "Pagination metadata (JSON)",
+            "content": {"application/json": {"schema": {"type": "object", "properties": pages}}},
+        }
+
+    def paginate(self, *args: Any, **kwargs: Any) -> Any:
+        decorate = super().paginate(*args, **kwargs)
+
+        def decorator(func: Callable[..., Any]) -> Any:
+            wrapper = decorate(func)
+            # flask-smorest builds a new schema class per decorated view and instantiates it
+            # per request, so its declared fields are what to guard.
+            guard_schema(wrapper._apidoc["pagination"]["parameters"]["schema"])
+            return wrapper
+
+        return decorator
 
     def login_required(
         self, *, kind: str = "resident", roles: tuple[str, ...] = (), load: bool = True
@@ -145,21 +208,9 @@ class Schema(ma.Schema):
 
 
 def install_chinese_field_messages() -> None:
-    """Residents read field errors too: give marshmallow's common messages in Chinese."""
-    ma.fields.Field.default_error_messages.update(
-        {
-            "required": "必填字段",
-            "null": "不能为空",
-            "validator_failed": "取值无效",
-        }
-    )
-    ma.fields.String.default_error_messages["invalid"] = "应为字符串"
-    ma.fields.Integer.default_error_messages["invalid"] = "应为整数"
-    ma.fields.Boolean.default_error_messages["invalid"] = "应为布尔值"
-    ma.fields.Date.default_error_messages["invalid"] = "日期格式应为 YYYY-MM-DD"
-    ma.fields.List.default_error_messages["invalid"] = "应为列表"
-    ma.Schema._default_error_messages = {  # type: ignore[attr-defined]
-        **ma.Schema._default_error_messages,  # type: ignore[attr-defined]
-        "unknown": "未知字段",
-        "type": "请求体格式有误",
-    }
+    """Residents read field errors too: marshmallow's default messages in Chinese."""
+    messages.install()
+
+
+# Before any schema module (they all import this one) builds its validators.
+install_chinese_field_messages()

@@ -12,14 +12,22 @@ from typing import Any
 import marshmallow as ma
 
 from api.extensions.smorest import Schema
+from api.policy import available_years
 from api.policy.idnumber import InvalidIdNumber, normalize_id_number
 
 MAX_MEMBERS = 50
 MAX_NAME = 64
+# GB 11643-1999: 17 digits and a check character (ISO 7064 MOD 11-2, X for 10), for the document;
+# the field also checks the date and the check character.
+ID_NUMBER_PATTERN = "^[0-9]{17}[0-9Xx]$"
 
 
 class IdNumberField(ma.fields.String):
     """A resident ID number, normalised (upper-case X) and validated on load."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"pattern": ID_NUMBER_PATTERN, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         raw = super()._deserialize(value, attr, data, **kwargs)
@@ -53,6 +61,9 @@ class StrictInteger(ma.fields.Integer):
 
 
 _YEAR = ma.validate.Range(min=2000, max=2100, error="年度超出范围")
+# The OpenAPI document lists the years this deployment has a policy for; another year in range
+# passes the schema and is answered by the service (422 unknown_year).
+YEAR_DOC = {"description": "缴费年度", "enum": available_years()}
 _NAME = ma.validate.Length(min=1, max=MAX_NAME, error=f"姓名应为 1–{MAX_NAME} 个字符")
 
 
@@ -179,7 +190,7 @@ class QuoteMemberInSchema(Schema):
 
 
 class QuoteRequestSchema(Schema):
-    year = StrictInteger(required=True, validate=_YEAR)
+    year = StrictInteger(required=True, validate=_YEAR, metadata=YEAR_DOC)
     paid_on = ma.fields.Date(
         load_default=None, allow_none=True, metadata={"description": "缴费日期，默认今天"}
     )
@@ -204,7 +215,7 @@ class QuoteResponseSchema(Schema):
 
 class PremiumsQuerySchema(Schema):
     # A query string carries text: a plain (non-strict) Integer accepts "2020", not "2020.5".
-    year = ma.fields.Integer(required=True, validate=_YEAR, metadata={"description": "缴费年度"})
+    year = ma.fields.Integer(required=True, validate=_YEAR, metadata=YEAR_DOC)
 
 
 class HouseholdPremiumsSchema(Schema):
@@ -218,7 +229,7 @@ class HouseholdPremiumsSchema(Schema):
 
 
 class TierChoiceSchema(Schema):
-    year = StrictInteger(required=True, validate=_YEAR)
+    year = StrictInteger(required=True, validate=_YEAR, metadata=YEAR_DOC)
     tier = StrictInteger(
         required=True, metadata={"description": "缴费档次（元），如 100、300、500"}
     )

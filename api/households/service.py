@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -187,6 +188,17 @@ def load_household(session: Session, household_id: int) -> Household:
     if household is None:
         raise NotFound()
     return household
+
+
+def death_dates(session: Session, *, person_ids: Sequence[int]) -> dict[int, date | None]:
+    """Each person's recorded date of death (公安 death information), None when alive.
+
+    For the payments package: a finance refund for reason `deceased` needs one.
+    """
+    rows = session.execute(
+        select(Person.id, Person.deceased_on).where(Person.id.in_(list(person_ids)))
+    ).all()
+    return {person_id: died for person_id, died in rows}
 
 
 def bound_person_id(session: Session, *, account_id: int, household_id: int) -> int:

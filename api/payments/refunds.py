@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from api.config import Config
 from api.db import Database, utcnow
 from api.errors import Conflict, InvalidInput, NotFound
+from api.households.service import death_dates
 from api.payments.channels import (
     ChannelError,
     ChannelRefund,
@@ -199,6 +200,15 @@ def request_staff_refund(
         raise InvalidInput(
             "退费项目有误", code="invalid_refund_items", errors={"json": {"items": errors}}
         )
+    if reason == RefundReason.DECEASED:
+        died = death_dates(session, person_ids=[i.person_id for i in chosen])
+        alive = [str(n) for n, item in enumerate(chosen) if died.get(item.person_id) is None]
+        if alive:
+            raise InvalidInput(
+                "没有该参保人的死亡登记，不能以“死亡”为由退费",
+                code="no_death_record",
+                errors={"json": {"items": {n: ["该参保人没有死亡日期"] for n in alive}}},
+            )
     return request_refund(
         session,
         order=order,

@@ -31,6 +31,17 @@ finance_blp = Blueprint(
 )
 
 
+# The header is checked by `idempotency.check_key` (stable codes idempotency_key_required /
+# _invalid), so the schema lets a missing one through; the document says it is required.
+IDEMPOTENCY_KEY_PARAMETER = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": True,
+    "description": "The same key and body give the same answer (24 h); up to 128 printable ASCII",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[ -~]+$"},
+}
+
+
 def _settings() -> Config:
     settings: Config = current_app.config["SETTINGS"]
     return settings
@@ -40,6 +51,7 @@ def _settings() -> Config:
 class Orders(MethodView):
     @blp.login_required(kind="resident")
     @blp.arguments(IdempotencyHeaderSchema, location="headers")
+    @blp.doc(parameters=[IDEMPOTENCY_KEY_PARAMETER])
     @blp.arguments(CreateOrderSchema)
     @blp.response(201, OrderSchema)
     @blp.alt_response(409, schema=ErrorSchema, description="nothing_owed / collection_closed …")
@@ -99,20 +111,79 @@ def _notification(channel_name: str) -> Response:
     return Response(reply.body, status=reply.status, content_type=reply.content_type)
 
 
+def _notify_doc(requests: dict[str, str], replies: dict[str, str]) -> dict[str, Any]:
+    """OpenAPI of a gateway callback: its real wire formats, not the JSON of the rest of /api.
+
+    The reply is the protocol's own (docs/gateways.md): a failure reply makes the gateway
+    send the notification again, so a refused notification is not an error body.
+    """
+    return {
+        "security": [],
+        "requestBody": {
+            "required": True,
+            "content": {
+                ct: {"schema": {"type": "string", "description": d}} for ct, d in requests.items()
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "Protocol reply (success, or failure so the gateway retries)",
+                "content": {
+                    ct: {"schema": {"type": "string", "description": d}}
+                    for ct, d in replies.items()
+                },
+            },
+            "204": {"description": "WeChat Pay v3: accepted"},
+            "400": {
+                "description": "WeChat Pay v3: refused (FAIL); the gateway retries",
+                "content": {"application/json": {"schema": _V3_FAIL}},
+            },
+            "500": {
+                "description": "WeChat Pay v3: not processed now (FAIL); the gateway retries",
+                "content": {"application/json": {"schema": _V3_FAIL}},
+            },
+        },
+    }
+
+
+_V3_FAIL = {
+    "type": "object",
+    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+}
+_WECHAT_REQUESTS = {
+    "text/xml": "WeChat Pay v2: signed XML (<xml><return_code>…)",
+    "application/xml": "WeChat Pay v2: signed XML",
+    "application/json": "WeChat Pay v3: resource encrypted with AES-256-GCM, signed headers",
+}
+_WECHAT_REPLIES = {"text/xml": "v2: <xml><return_code>SUCCESS|FAIL</return_code>…"}
+
+
 @blp.route("/notify/wechat", methods=["POST"])
-@blp.doc(security=[], summary="WeChat Pay payment notification (v2 XML or v3 JSON)")
+@blp.doc(
+    summary="WeChat Pay payment notification (v2 XML or v3 JSON)",
+    **_notify_doc(_WECHAT_REQUESTS, _WECHAT_REPLIES),
+)
 def notify_wechat() -> Response:
     return _notification("wechat")
 
 
 @blp.route("/notify/wechat/refund", methods=["POST"])
-@blp.doc(security=[], summary="WeChat Pay refund notification (v2 req_info / v3 REFUND.*)")
+@blp.doc(
+    summary="WeChat Pay refund notification (v2 req_info / v3 REFUND.*)",
+    **_notify_doc(_WECHAT_REQUESTS, _WECHAT_REPLIES),
+)
 def notify_wechat_refund() -> Response:
     return _notification("wechat")
 
 
 @blp.route("/notify/alipay", methods=["POST"])
-@blp.doc(security=[], summary="Alipay asynchronous notification (trade and refund results)")
+@blp.doc(
+    summary="Alipay asynchronous notification (trade and refund results)",
+    **_notify_doc(
+        {"application/x-www-form-urlencoded": "Alipay: form fields, RSA2-signed (sign, sign_type)"},
+        {"text/plain": "success | fail"},
+    ),
+)
 def notify_alipay() -> Response:
     return _notification("alipay")
 
@@ -156,6 +227,15 @@ def create_refund(body: dict[str, Any]) -> dict[str, Any]:
 @finance_blp.arguments(NotificationQuerySchema, location="query")
 @finance_blp.response(200, NotificationSchema(many=True))
 @finance_blp.paginate(page_size=50, max_page_size=500)
+@finance_blp.doc(
+    responses={
+        200: {
+            "content": {
+                "text/csv": {"schema": {"type": "string", "description": "format=csv, UTF-8"}}
+            }
+        }
+    }
+)
 def list_notifications(args: dict[str, Any], pagination_parameters: Any) -> Any:
     """The callback log 回调日志: every notification as received, with its outcome.
 

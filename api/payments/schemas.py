@@ -8,13 +8,17 @@ from marshmallow import validate
 from api.extensions.smorest import Schema
 from api.payments.models import NotificationOutcome, OrderStatus, RefundState
 from api.payments.models.refunds import STAFF_REASONS
+from api.policy import available_years
 
 INSURANCES = ("medical", "pension")
+YEAR_DOC = {"description": "缴费年度", "enum": available_years()}
 
 
 class CreateOrderSchema(Schema):
     household_id = ma.fields.Integer(required=True, strict=True)
-    year = ma.fields.Integer(required=True, strict=True, validate=validate.Range(2000, 2100))
+    year = ma.fields.Integer(
+        required=True, strict=True, validate=validate.Range(2000, 2100), metadata=YEAR_DOC
+    )
     channel = ma.fields.String(required=True, validate=validate.OneOf(("wechat", "alipay")))
     insurances = ma.fields.List(
         ma.fields.String(validate=validate.OneOf(INSURANCES)),
@@ -95,7 +99,7 @@ class OrderSchema(Schema):
     refunds = ma.fields.List(ma.fields.Nested(RefundSchema))
 
 
-class IdempotencyHeaderSchema(ma.Schema):
+class IdempotencyHeaderSchema(Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
@@ -125,7 +129,7 @@ class StaffRefundSchema(Schema):
     note = ma.fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
 
 
-class NotificationQuerySchema(ma.Schema):
+class NotificationQuerySchema(Schema):
     """Filters of the callback log; unknown query keys are left to pagination."""
 
     class Meta:

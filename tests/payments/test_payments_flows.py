@@ -23,6 +23,7 @@ from sqlalchemy import func, select, update
 from api.auth.models import StaffAccount
 from api.auth.tokens import issue_token
 from api.db import utcnow
+from api.households.models import Person
 from api.payments.models import (
     ChannelNotification,
     Contribution,
@@ -358,6 +359,37 @@ def test_payment_after_close_is_refunded_automatically(shop, sandbox, today) -> 
     )
     # The household still owes its premiums, through the newer order.
     assert _get(shop, family, second["out_trade_no"])["status"] == "open"
+
+
+def test_deceased_refund_needs_a_recorded_death(shop, sandbox, today) -> None:
+    """Issue 10, defect 9: reason `deceased` is refused for a person with no date of death."""
+    family = _family(shop.app, FAMILY)
+    order = _order(shop, family, key="dead").json()
+    _pay(sandbox, "wechat", order["out_trade_no"])
+    _wait(lambda: _get(shop, family, order["out_trade_no"])["status"] == "paid")
+    staff = _staff_token(shop.app)
+    adult = family.person_ids[0]
+
+    def refund() -> requests.Response:
+        return requests.post(
+            shop.url + "/api/v1/finance/refunds",
+            json={"out_trade_no": order["out_trade_no"], "reason": "deceased",
+                  "items": [{"person_id": adult, "insurance": "pension"}]},
+            headers={"Authorization": f"Bearer {staff}"},
+            timeout=30,
+        )  # fmt: skip
+
+    refused = refund()
+    assert (refused.status_code, refused.json()["code"]) == (422, "no_death_record")
+    assert _scalar(shop.app, select(func.count()).select_from(Refund)) == 0
+    with shop.app.app_context():
+        session = shop.app.extensions["database"].session()
+        session.execute(
+            update(Person).where(Person.id == adult).values(deceased_on=date(2019, 10, 1))
+        )
+        session.commit()
+    accepted = refund()
+    assert accepted.status_code == 201, accepted.text
 
 
 def test_staff_refund_partial_by_item_reverses_contributions(shop, sandbox, today) -> None:

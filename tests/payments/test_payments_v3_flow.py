@@ -156,7 +156,7 @@ def test_v3_order_pay_duplicate_and_refund(v3shop: LiveServer, sandbox: Any) -> 
     adult = family.person_ids[0]
     r = requests.post(
         v3shop.url + "/api/v1/finance/refunds",
-        json={"out_trade_no": no, "reason": "deceased",
+        json={"out_trade_no": no, "reason": "other",
               "items": [{"person_id": adult, "insurance": "medical"}]},
         headers={"Authorization": f"Bearer {staff}"},
         timeout=30,

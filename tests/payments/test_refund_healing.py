@@ -88,7 +88,7 @@ def _staff_refund(shop: LiveServer, paid: Paid, person: int = 0) -> str:
     """Finance refunds one member's medical premium; the gateway accepts it (processing)."""
     r = requests.post(
         shop.url + "/api/v1/finance/refunds",
-        json={"out_trade_no": paid.out_trade_no, "reason": "deceased",
+        json={"out_trade_no": paid.out_trade_no, "reason": "other",
               "items": [{"person_id": paid.family.person_ids[person], "insurance": "medical"}]},
         headers={"Authorization": f"Bearer {_staff_token(shop.app)}"},
         timeout=30,

@@ -14,6 +14,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from api.db import get_db, utcnow
+from api.extensions.inputs import DATE_MAX, DATE_MIN
 from api.payments.outbox import service
 from api.payments.outbox.export import render
 from api.payments.outbox.relay import RelaySettings, run_relay
@@ -27,9 +28,12 @@ def _day(_ctx: Any, _param: Any, value: str | None) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError as exc:
         raise click.BadParameter("use YYYY-MM-DD") from exc
+    if not DATE_MIN <= day <= DATE_MAX:  # the API's bounds: year 1 or 9999 overflow day ± 1
+        raise click.BadParameter(f"use a date from {DATE_MIN} to {DATE_MAX}")
+    return day
 
 
 @outbox_cli.command("relay")

@@ -88,11 +88,24 @@ class Summary(MethodView):
         return service.counts_by_state(get_session())
 
 
+EXPORT_CONTENT = {
+    "text/csv": {"schema": {"type": "string", "description": "format=csv (UTF-8 with BOM)"}},
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+        "schema": {"type": "string", "format": "binary", "description": "format=xlsx"}
+    },
+}
+
+
 @blp.route("/export")
 class Export(MethodView):
     @blp.login_required(kind="staff", roles=("finance", "tax"))
     @blp.arguments(ExportQuerySchema, location="query")
-    @blp.response(200, description="CSV (UTF-8 with BOM) or XLSX; full ID numbers")
+    @blp.response(
+        200,
+        description="CSV (UTF-8 with BOM) or XLSX; full ID numbers",
+        content_type="text/csv",
+    )
+    @blp.doc(responses={200: {"content": EXPORT_CONTENT}})
     def get(self, args: dict[str, Any]) -> Response:
         """Information return (征缴信息回传) of acknowledged contributions for the bureaus."""
         session = get_session()
@@ -131,7 +144,7 @@ class Export(MethodView):
         )
         return Response(
             body,
-            mimetype=mimetype,
+            content_type=mimetype,
             headers={
                 "Content-Disposition": f'attachment; filename="{filename}"',
                 "Cache-Control": "no-store",

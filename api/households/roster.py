@@ -44,6 +44,25 @@ from api.households.roster_writer import BulkWriter
 from api.policy.idnumber import InvalidIdNumber, normalize_id_number
 from api.policy.model import load_policy
 
+# A plausible name (DOMAIN.md "Names"): Han characters (all CJK blocks) with the middle dot
+# `·` between parts (阿依古丽·买买提); residence-permit holders may also be named in Latin
+# letters with spaces, hyphens and apostrophes inside. Nothing else: a name with `=`, `|`,
+# `+`, digits or control characters is not a name but an attempt on whoever opens the exports.
+_HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_HAN_NAME = re.compile(f"[{_HAN}]+(?:·[{_HAN}]+)*")
+_LATIN = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
+_PERMIT_NAME = re.compile(f"[{_HAN}{_LATIN}]+(?:(?:[ ·'-]|\\. ?)[{_HAN}{_LATIN}]+)*\\.?")
+
+
+def name_problem(name: str, *, residence_permit: bool) -> str | None:
+    """Why `name` is not a plausible person's name, or None (the message is shown to staff)."""
+    if (_PERMIT_NAME if residence_permit else _HAN_NAME).fullmatch(name):
+        return None
+    if residence_permit:
+        return "姓名只能包含汉字、拉丁字母，以及中间的间隔号“·”、空格、连字符或撇号"
+    return "姓名只能包含汉字和中间的间隔号“·”（持居住证者可用拉丁字母）"
+
+
 _BOOLEANS = {"1": True, "0": False, "": False, "是": True, "否": False}
 _FLAG_LABELS = {
     "student": "在校学生",
@@ -331,14 +350,6 @@ def _validate(
                 else:
                     seen[id_number] = line
 
-        name = row.name
-        if not name:
-            errors.append(RowError(line, "missing_name", "姓名为空", "name"))
-        elif len(name) > 64:
-            errors.append(RowError(line, "bad_name", "姓名超过 64 个字符", "name"))
-        elif not name.isprintable():
-            errors.append(RowError(line, "bad_name", "姓名含有换行或控制字符", "name"))
-
         categories = no_categories
         if row.categories:
             found = set()
@@ -375,6 +386,14 @@ def _validate(
                 )
                 value = False
             flags.append(value)
+
+        name = row.name
+        if not name:
+            errors.append(RowError(line, "missing_name", "姓名为空", "name"))
+        elif len(name) > 64:
+            errors.append(RowError(line, "bad_name", "姓名超过 64 个字符", "name"))
+        elif (problem := name_problem(name, residence_permit=flags[3])) is not None:
+            errors.append(RowError(line, "bad_name", problem, "name"))
 
         deceased_on = None
         if row.deceased_on:

@@ -17,6 +17,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+from api.documents.cells import csv_row, xlsx_row
+
 COLUMNS = (
     "town",
     "village",
@@ -228,7 +230,7 @@ def write_roster(path: str | Path, rows: Iterable[RosterRow], *, fmt: str | None
         sheet = workbook.create_sheet("roster")
         sheet.append(list(COLUMNS))
         for row in rows:
-            sheet.append(list(row[1 : 1 + len(COLUMNS)]))
+            sheet.append(xlsx_row(row[1 : 1 + len(COLUMNS)]))
             count += 1
         workbook.save(path)
         return count
@@ -238,6 +240,6 @@ def write_roster(path: str | Path, rows: Iterable[RosterRow], *, fmt: str | None
         writer = csv.writer(stream)
         writer.writerow(COLUMNS)
         for row in rows:
-            writer.writerow(row[1 : 1 + len(COLUMNS)])
+            writer.writerow(csv_row(row[1 : 1 + len(COLUMNS)]))
             count += 1
     return count

@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Exists, Select, bindparam, func, literal_c
 from sqlalchemy.orm import Session, selectinload
 
 from api.clock import BEIJING
+from api.documents.cells import csv_row
 from api.errors import NotFound
 from api.households.models import Person
 from api.payments.models import (
@@ -309,27 +310,24 @@ def notifications_csv(rows: Iterable[ChannelNotification]) -> str:
     writer.writerow(CSV_COLUMNS)
     for n in rows:
         writer.writerow(
-            [
-                n.id,
-                n.received_at.astimezone(BEIJING).isoformat(timespec="seconds"),
-                n.channel,
-                n.path,
-                n.kind or "",
-                n.outcome,
-                n.reason or "",
-                "" if n.signature_valid is None else int(n.signature_valid),
-                n.out_trade_no or "",
-                n.out_refund_no or "",
-                n.transaction_id or "",
-                "" if n.amount_fen is None else n.amount_fen,
-                n.remote_addr or "",
-                _csv_safe(n.detail or ""),
-                _csv_safe(n.body_text),
-            ]
+            csv_row(
+                [
+                    n.id,
+                    n.received_at.astimezone(BEIJING).isoformat(timespec="seconds"),
+                    n.channel,
+                    n.path,
+                    n.kind or "",
+                    n.outcome,
+                    n.reason or "",
+                    "" if n.signature_valid is None else int(n.signature_valid),
+                    n.out_trade_no or "",
+                    n.out_refund_no or "",
+                    n.transaction_id or "",
+                    "" if n.amount_fen is None else n.amount_fen,
+                    n.remote_addr or "",
+                    n.detail or "",
+                    n.body_text,
+                ]
+            )
         )
     return out.getvalue()
-
-
-def _csv_safe(value: str) -> str:
-    """Neutralise spreadsheet formulas (=, +, -, @) in text that came from outside."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value

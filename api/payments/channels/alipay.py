@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import urllib.error
 from collections.abc import Callable, Mapping
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -365,7 +365,12 @@ class AlipayChannel:
     # Notifications --------------------------------------------------------------------------
 
     def parse_notification(
-        self, headers: Mapping[str, str], body: bytes, path: str
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        path: str,
+        *,
+        received_at: datetime | None = None,
     ) -> VerifiedNotification:
         """A form-POST notification (§5.5): verify, check app_id and seller_id, interpret
         trade_status. Refund results arrive here too (trade_status TRADE_SUCCESS for a

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -53,45 +54,66 @@ def _summary(report: ImportReport) -> str:
 @click.option("--dry-run", is_flag=True, help="Validate and count, write nothing.")
 @click.option("--source", default="roster", show_default=True, help="Recorded on categories.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@click.option(
+    "--errors-file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Write EVERY bad row (line, code, column, message) to this CSV file; the report "
+    "itself lists the first 2000 and counts all per reason.",
+)
 def import_command(
-    file: Path, skip_bad: bool, year: int, dry_run: bool, source: str, as_json: bool
+    file: Path,
+    skip_bad: bool,
+    year: int,
+    dry_run: bool,
+    source: str,
+    as_json: bool,
+    errors_file: Path | None,
 ) -> None:
     """Import a roster FILE (CSV UTF-8 or XLSX): all rows or nothing, unless --skip-bad."""
     from api.households.roster import import_roster
     from api.households.roster_files import RosterFileError, read_roster
 
     database = get_db()
-    try:
-        with database.job() as session:
-            ensure_district(session)
-            report = import_roster(
-                session,
-                read_roster(file),
-                skip_bad=skip_bad,
-                source=source,
-                year=year,
-                dry_run=dry_run,
-                file_name=file.name,
-                actor="cli",
-            )
-    except RosterFileError as exc:
-        with database.job() as session:
-            audit(
-                session,
-                actor="cli",
-                action="roster.import",
-                subject=f"file:{file.name}"[:64],
-                outcome="refused",
-                detail={"file_name": file.name, "file_error": exc.code},
-            )
-        click.echo(f"{file.name}：{exc.message} [{exc.code}]", err=True)
-        sys.exit(EXIT_UNREADABLE)
+    with contextlib.ExitStack() as stack:
+        sink = None
+        if errors_file is not None:
+            try:
+                sink = stack.enter_context(errors_file.open("w", encoding="utf-8-sig", newline=""))
+            except OSError as exc:
+                click.echo(f"无法写入错误清单文件 {errors_file}：{exc.strerror}", err=True)
+                sys.exit(EXIT_UNREADABLE)
+        try:
+            with database.job() as session:
+                ensure_district(session)
+                report = import_roster(
+                    session,
+                    read_roster(file),
+                    skip_bad=skip_bad,
+                    source=source,
+                    year=year,
+                    dry_run=dry_run,
+                    file_name=file.name,
+                    actor="cli",
+                    errors_to=sink,
+                )
+        except RosterFileError as exc:
+            with database.job() as session:
+                audit(
+                    session,
+                    actor="cli",
+                    action="roster.import",
+                    subject=f"file:{file.name}"[:64],
+                    outcome="refused",
+                    detail={"file_name": file.name, "file_error": exc.code},
+                )
+            click.echo(f"{file.name}：{exc.message} [{exc.code}]", err=True)
+            sys.exit(EXIT_UNREADABLE)
 
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
-        for error in report.errors:
-            click.echo(str(error), err=True)
+        _echo_errors(report, errors_file)
         click.echo(_summary(report))
     if report.refused:
         click.echo(
@@ -104,6 +126,21 @@ def import_command(
         sys.exit(EXIT_REFUSED)
     if report.skipped:
         click.echo(f"警告：跳过了 {report.skipped} 行有错误的数据", err=True)
+
+
+def _echo_errors(report: ImportReport, errors_file: Path | None) -> None:
+    """The first errors line by line, then the count per reason (bounded, whatever the file)."""
+    errors = report.errors
+    for error in errors:
+        click.echo(str(error), err=True)
+    if not errors:
+        return
+    if errors.truncated:
+        where = f"完整清单见 {errors_file}" if errors_file else "完整清单可用 --errors-file 写出"
+        click.echo(f"……另有 {errors.truncated} 条错误未逐条列出（{where}）", err=True)
+    click.echo("错误原因统计：", err=True)
+    for code, count in sorted(errors.counts.items(), key=lambda item: (-item[1], item[0])):
+        click.echo(f"  {code}\t{count}", err=True)
 
 
 @roster_cli.command("init-district")

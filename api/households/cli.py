@@ -26,6 +26,10 @@ from api.households.district import ensure_district
 if TYPE_CHECKING:  # roster.py needs api.policy: imported when a command runs, not at app start
     from api.households.roster import ImportReport
 
+# The demo district `make run` loads (scripts/run-local) and `demo export-roster` writes by
+# default: one scale and seed, so the exported file is the district the API is serving.
+DEMO_SCALE, DEMO_SEED = 0.005, 42
+
 roster_cli = AppGroup("roster", help="Roster import.")
 demo_cli = AppGroup("demo", help="Demo district.")
 
@@ -152,8 +156,15 @@ def init_district_command() -> None:
 
 
 @demo_cli.command("load")
-@click.option("--scale", type=float, default=0.01, show_default=True, help="1 = 437,854 persons.")
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--scale",
+    type=float,
+    default=DEMO_SCALE,
+    envvar="DEMO_SCALE",
+    show_default=True,
+    help="1 = 437,854 persons. Default: $DEMO_SCALE, as `make run` loads.",
+)
+@click.option("--seed", type=int, default=DEMO_SEED, show_default=True)
 @click.option("--if-empty", is_flag=True, help="Do nothing when towns already exist.")
 def demo_load_command(scale: float, seed: int, if_empty: bool) -> None:
     """Load the demo district: the plan's towns and villages and synthetic households."""
@@ -176,8 +187,15 @@ def demo_load_command(scale: float, seed: int, if_empty: bool) -> None:
 
 @demo_cli.command("export-roster")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--scale", type=float, default=0.01, show_default=True)
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--scale",
+    type=float,
+    default=DEMO_SCALE,
+    envvar="DEMO_SCALE",
+    show_default=True,
+    help="Default: $DEMO_SCALE, the district `make run` loads.",
+)
+@click.option("--seed", type=int, default=DEMO_SEED, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default=None,
               help="Default: from the file extension.")  # fmt: skip
 def demo_export_command(file: Path, scale: float, seed: int, fmt: str | None) -> None:

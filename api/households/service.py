@@ -254,6 +254,8 @@ def member_identity(person: Person | MemberRow, *, viewer_person_id: int | None)
         "name": person.name if is_self else mask_name(person.name),
         "id_number": person.id_number if is_self else mask_id_number(person.id_number),
         "is_self": is_self,
+        # Beside the masked name: two members masked alike (刘*, 刘*) are told apart.
+        "birth_year": person.birth_date.year,
         "deceased": person.deceased_on is not None,
     }
 

@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
+from api import clock
 from api.audit.service import record as audit
 from api.config import Config
 from api.db import Database, is_outage, utcnow
@@ -160,7 +161,9 @@ def store_raw(
         "content_type": headers.get("Content-Type") or None,
         "headers": {k: v for k, v in headers.items() if k.lower() not in DROPPED_HEADERS},
         "remote_addr": remote_addr,
-        "received_at": utcnow(),
+        # `clock.now()`: with APP_TODAY pinned (demo, sandbox) the log carries the same date
+        # as the orders and payments it records, so finance's date filter finds them.
+        "received_at": clock.now(),
         "outcome": NotificationOutcome.RECEIVED.value,
     }
     session = db.session()
@@ -416,7 +419,7 @@ def sweep_unfinished(
         .add_columns(table.c.raw_body, table.c.received_at)
         .where(
             table.c.outcome == NotificationOutcome.RECEIVED.value,
-            table.c.received_at < utcnow() - older_than,
+            table.c.received_at < clock.now() - older_than,
         )
         .order_by(table.c.id)
         .limit(limit)
@@ -427,7 +430,10 @@ def sweep_unfinished(
         channel = get_channel(settings, row.channel)
         try:
             verified = channel.parse_notification(
-                row.headers or {}, bytes(row.raw_body), row.path, received_at=row.received_at
+                row.headers or {},
+                bytes(row.raw_body),
+                row.path,
+                received_at=clock.unpinned(row.received_at),
             )
         except NotificationRejected as exc:
             _finish_alone(

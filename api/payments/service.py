@@ -51,14 +51,25 @@ def order_for_account(session: Session, *, account_id: int, out_trade_no: str) -
     return order
 
 
-def order_view(session: Session, order: PaymentOrder) -> dict[str, Any]:
-    """The order with its items (each with its contribution, if booked) and its refunds."""
+def order_view(session: Session, order: PaymentOrder, *, account_id: int) -> dict[str, Any]:
+    """The order with its items (each with its contribution, if booked) and its refunds.
+
+    Names as on the household's premiums page (`households.service.member_identity`): the
+    resident's own in full, the others masked, each with the birth year so two members
+    masked alike (刘*, 刘*) can be told apart.
+    """
+    from api.households.service import bound_person_id  # households owns the bindings
+
     items = list(order.items)
-    names = dict(
-        session.execute(
-            select(Person.id, Person.name).where(Person.id.in_({i.person_id for i in items}))
+    people = {
+        pid: (name, birth_date)
+        for pid, name, birth_date in session.execute(
+            select(Person.id, Person.name, Person.birth_date).where(
+                Person.id.in_({i.person_id for i in items})
+            )
         ).all()
-    )
+    }
+    viewer = bound_person_id(session, account_id=account_id, household_id=order.household_id)
     contributions = {
         c.order_item_id: c
         for c in session.scalars(
@@ -88,7 +99,13 @@ def order_view(session: Session, order: PaymentOrder) -> dict[str, Any]:
         "items": [
             {
                 "person_id": i.person_id,
-                "name": _mask_name(names.get(i.person_id, "")),
+                "name": (
+                    people[i.person_id][0]
+                    if i.person_id == viewer
+                    else _mask_name(people[i.person_id][0])
+                ),
+                "is_self": i.person_id == viewer,
+                "birth_year": people[i.person_id][1].year,
                 "insurance": i.insurance,
                 "year": i.year,
                 "amount_fen": i.amount_fen,

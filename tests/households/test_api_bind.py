@@ -68,6 +68,7 @@ def test_bind_returns_household_with_others_masked(app: Flask) -> None:
         "name": "王小明",
         "id_number": "370406197906030317",
         "is_self": True,
+        "birth_year": 1979,
         "deceased": False,
     }
     wife = by_id[fam["person_ids"]["李秀英"]]

@@ -152,3 +152,30 @@ def test_a_hundred_thousand_bad_rows_are_counted_all_and_listed_bounded(
     assert report["error_counts"] == {"id_number_format": 50_000, "missing_id_number": 50_000}
     assert len(as_json.output.encode()) < 1_000_000
     assert _persons(app) == 0
+
+
+def test_demo_export_defaults_to_the_district_make_run_loads(app: Flask, tmp_path: Path) -> None:
+    """Issue 10, defect 10: `demo export-roster` defaulted to another scale than `make run`
+    loads. Both read $DEMO_SCALE with one default, and scripts/run-local passes no other."""
+    from api.config import PROJECT_ROOT
+
+    run_local = (PROJECT_ROOT / "scripts" / "run-local").read_text(encoding="utf-8")
+    assert "demo load --if-empty" in run_local and "--scale" not in run_local
+
+    runner = app.test_cli_runner()
+    app.config["APP_TODAY"] = "2019-11-05"
+    loaded = runner.invoke(args=["demo", "load", "--seed", "3"], env={"DEMO_SCALE": "0.0005"})
+    assert loaded.exit_code == 0, loaded.output
+    path = tmp_path / "roster.csv"
+    exported = runner.invoke(
+        args=["demo", "export-roster", str(path), "--seed", "3"], env={"DEMO_SCALE": "0.0005"}
+    )
+    assert exported.exit_code == 0, exported.output
+    assert len(path.read_text(encoding="utf-8").splitlines()) - 1 == _persons(app) == 219
+
+    defaults = {}
+    for name in ("load", "export-roster"):
+        command = app.cli.get_command(None, "demo").get_command(None, name)  # type: ignore[union-attr]
+        scale = next(p for p in command.params if p.name == "scale")
+        defaults[name] = (scale.default, scale.envvar)
+    assert defaults["load"] == defaults["export-roster"] == (0.005, "DEMO_SCALE")

@@ -12,7 +12,7 @@ from flask_migrate import Migrate
 from sqlalchemy import text
 
 from api.config import PROJECT_ROOT, Config
-from api.db import Base, Database
+from api.db import DATABASE_RETRY_AFTER_SECONDS, Base, Database
 from api.extensions.docs import STATIC_URL as DOCS_STATIC_URL
 from api.extensions.docs import register_docs_static
 from api.extensions.inputs import install_converters
@@ -130,5 +130,7 @@ def _register_health(app: Flask, database: Database) -> None:
             database.session().execute(text("SELECT 1"))
         except Exception:  # any driver failure means "not healthy", never a 500 page
             log.exception("health check: database unreachable")
-            return error_response(503, code="database_unavailable", message="数据库不可用")
+            response = error_response(503, code="database_unavailable", message="数据库不可用")
+            response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+            return response
         return {"status": "ok"}

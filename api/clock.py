@@ -7,7 +7,7 @@ Beijing dates (Asia/Shanghai); instants are stored in UTC.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -43,3 +43,12 @@ def now(pinned: str | None = None) -> datetime:
     return datetime.combine(fixed, time(real.hour, real.minute, real.second), BEIJING).astimezone(
         UTC
     )
+
+
+def unpinned(instant: datetime) -> datetime:
+    """The real instant behind one stamped by `now()` (the same with no date pinned): what a
+    gateway's clock said then, for checks against its timestamps (WeChat Pay v3 freshness)."""
+    fixed = _pinned()
+    if fixed is None:
+        return instant
+    return instant - timedelta(days=(fixed - datetime.now(BEIJING).date()).days)

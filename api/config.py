@@ -63,12 +63,19 @@ class Config:
     # A refund still `processing` this long (its notification may be lost) is queried.
     RECONCILE_REFUNDS_AFTER_MINUTES: int = 10
     REFUND_MAX_SENDS: int = 3
+    # Throttling (api.throttle; README "Throttling"). Binds: an account's own failures lock it
+    # for the window; an address's failures (shared by a village's Wi-Fi, a carrier's NAT) past
+    # BIND_ADDRESS_FREE_FAILURES only pause accounts that failed themselves, growing to the cap.
     BIND_MAX_FAILURES: int = 5
     BIND_FAILURE_WINDOW_SECONDS: int = 900
-    # Staff password guesses: per username in the window; an address gets 4 × as many (one
-    # town office's agents share an address).
+    BIND_ADDRESS_FREE_FAILURES: int = 50
+    # Staff password guesses: a username from one address is locked after its failures; the
+    # username from anywhere only pauses, growing to the cap; an address, whatever usernames it
+    # tries, is locked past STAFF_LOGIN_ADDRESS_MAX_FAILURES.
     STAFF_LOGIN_MAX_FAILURES: int = 5
     STAFF_LOGIN_WINDOW_SECONDS: int = 900
+    STAFF_LOGIN_ADDRESS_MAX_FAILURES: int = 50
+    THROTTLE_DELAY_CAP_SECONDS: int = 60
     # Reverse proxies in front of gunicorn that set X-Forwarded-For/-Proto (0: none). Bind
     # throttling counts failures per client address, so behind a load balancer this must be set.
     PROXY_HOPS: int = 0

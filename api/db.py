@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -82,6 +83,34 @@ def read_only_session(session: Session) -> Session:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# SQLSTATE classes of a server that is gone or going: 08 connection exception, 57P01-57P03
+# admin/crash shutdown and "cannot connect now" (a server starting or in recovery).
+_OUTAGE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+# Retry-After of a 503 `database_unavailable`: a pool reconnects at once, a restart takes longer.
+DATABASE_RETRY_AFTER_SECONDS = 1
+
+
+def is_outage(error: BaseException) -> bool:
+    """True when `error` says the database cannot be reached now — "try again", not a bug.
+
+    Three shapes: a connection that died in use (SQLAlchemy invalidated it), a connection that
+    could not be made at checkout (refused, timed out, server starting: an OperationalError
+    with no statement, raised by the pool), and a pool with no free connection in time. A
+    driver error from a statement the server did run (a constraint, a syntax error) is a bug
+    or a conflict and stays what it is.
+    """
+    if isinstance(error, PoolTimeout):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    if isinstance(error, OperationalError) and error.statement is None:
+        return True
+    sqlstate = getattr(error.orig, "sqlstate", None) or ""
+    return sqlstate.startswith(_OUTAGE_SQLSTATES)
 
 
 # A pooled connection used this recently is handed out without a ping (HikariCP's

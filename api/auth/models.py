@@ -72,7 +72,7 @@ class StaffLoginFailure(Base):
 
     The username is kept as typed (stripped, lower-cased), known or not, so guessing at
     accounts that do not exist is throttled the same way; a successful login clears its own
-    username's failures, never the address's.
+    username's failures from its own address only (`api.auth.service.login_staff`).
     """
 
     __tablename__ = "staff_login_failures"

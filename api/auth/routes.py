@@ -76,7 +76,8 @@ def staff_login(body: dict[str, Any]) -> dict[str, Any]:
     """工作人员登录
 
     代办员、镇(街)、财政、部门、税务、审计人员用户名和密码登录，返回 Bearer 令牌。
-    同一用户名或同一地址短时间内失败次数过多 → 429 login_throttled（Retry-After）。
+    同一地址对同一用户名、或同一地址总的失败次数过多 → 429 login_throttled（Retry-After）；
+    其他地址的失败只会让该用户名逐步延时（最长 THROTTLE_DELAY_CAP_SECONDS 秒），不会被锁定。
     """
     settings: Config = current_app.config["SETTINGS"]
     session = get_session()
@@ -89,6 +90,8 @@ def staff_login(body: dict[str, Any]) -> dict[str, Any]:
             limits=service.LoginLimits(
                 max_failures=settings.STAFF_LOGIN_MAX_FAILURES,
                 window_seconds=settings.STAFF_LOGIN_WINDOW_SECONDS,
+                address_max_failures=settings.STAFF_LOGIN_ADDRESS_MAX_FAILURES,
+                delay_cap_seconds=settings.THROTTLE_DELAY_CAP_SECONDS,
             ),
         )
     except service.StaffLoginThrottled:

@@ -22,7 +22,7 @@ from api.config import Config
 from api.db import utcnow
 from api.errors import InvalidInput, TooManyRequests, Unauthorized, UpstreamError
 from api.households.models import Town, Village
-from api.throttle import seconds_until_allowed
+from api.throttle import growing_delay, seconds_until_allowed
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +91,14 @@ class StaffLoginThrottled(TooManyRequests):
 
 @dataclass(frozen=True)
 class LoginLimits:
-    """Failures allowed per username in `window_seconds` (an address: `ADDRESS_FACTOR` ×)."""
+    """Failures allowed in `window_seconds`: per username from one address (then locked),
+    per username from anywhere (then growing pauses, at most `delay_cap_seconds`), per
+    address whatever the usernames (then locked)."""
 
     max_failures: int
     window_seconds: int
-
-    ADDRESS_FACTOR = 4
+    address_max_failures: int = 50
+    delay_cap_seconds: int = 60
 
 
 def login_staff(
@@ -110,31 +112,47 @@ def login_staff(
 ) -> StaffAccount:
     """Check a staff member's password; a miss and a wrong password look the same.
 
-    Throttled before the password is even looked at: once a username (known or not) or an
-    address has failed too often within the window, every attempt — a right password too —
-    is refused with 429 and Retry-After until the oldest counted failure leaves the window,
-    so a guesser learns nothing and cannot keep trying. The caller commits on every outcome:
-    the failure rows and the audit events must outlive the 401/429.
+    Throttled before the password is even looked at (`api.throttle`), so a guesser learns
+    nothing and cannot keep trying, while nobody can lock a colleague out:
+    - a username that failed `max_failures` times from THIS address is refused from it
+      until the oldest counted failure leaves the window (the guesser's own address);
+    - a username's failures from every address only pause it, the pause doubling with each
+      failure past `max_failures` up to `delay_cap_seconds` — finance at its own address
+      waits that long at most, whatever an attacker elsewhere types;
+    - an address past `address_max_failures` (whatever usernames) is refused for the window.
+    Refused attempts are not failures and do not lengthen anything. The caller commits on
+    every outcome: the failure rows and the audit events must outlive the 401/429.
     """
     now = now or utcnow()
     name = username.strip()[:64]
     addr = (remote_addr or "unknown")[:64]
+    at = StaffLoginFailure.at
+    window = limits.window_seconds
     wait = max(
         seconds_until_allowed(
             session,
-            StaffLoginFailure.at,
-            StaffLoginFailure.username == name,
+            at,
+            (StaffLoginFailure.username == name) & (StaffLoginFailure.remote_addr == addr),
             allowed=limits.max_failures,
-            window_seconds=limits.window_seconds,
+            window_seconds=window,
             now=now,
         ),
         seconds_until_allowed(
             session,
-            StaffLoginFailure.at,
+            at,
             StaffLoginFailure.remote_addr == addr,
-            allowed=limits.max_failures * limits.ADDRESS_FACTOR,
-            window_seconds=limits.window_seconds,
+            allowed=limits.address_max_failures,
+            window_seconds=window,
             now=now,
+        ),
+        growing_delay(
+            session,
+            at,
+            StaffLoginFailure.username == name,
+            free=limits.max_failures,
+            window_seconds=window,
+            now=now,
+            cap_seconds=limits.delay_cap_seconds,
         ),
     )
     if wait > 0:
@@ -146,7 +164,12 @@ def login_staff(
         session.add(StaffLoginFailure(username=name, remote_addr=addr, at=now))
         _refuse(session, staff, remote_addr, "inactive" if staff and ok else "bad_credentials")
         raise Unauthorized("用户名或密码错误", code="login_failed")
-    session.execute(delete(StaffLoginFailure).where(StaffLoginFailure.username == name))
+    # Only this address's failures: an attacker's own lock must not lift when finance logs in.
+    session.execute(
+        delete(StaffLoginFailure).where(
+            StaffLoginFailure.username == name, StaffLoginFailure.remote_addr == addr
+        )
+    )
     record(
         session,
         actor=f"staff:{staff.id}",

@@ -17,10 +17,12 @@ from flask import Response, jsonify, request
 from flask_smorest import Api as _Api
 from flask_smorest import Blueprint as _Blueprint
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from webargs.flaskparser import FlaskParser
 from webargs.flaskparser import abort as abort_parsing
 from werkzeug.exceptions import HTTPException
 
+from api.db import DATABASE_RETRY_AFTER_SECONDS, is_outage
 from api.errors import DomainError, TooManyRequests
 from api.extensions import messages
 from api.extensions.inputs import guard_schema
@@ -78,6 +80,7 @@ class Api(_Api):
         super()._register_error_handlers()
         self._app.register_error_handler(DomainError, self.handle_domain_error)
         self._app.register_error_handler(DBAPIError, self.handle_database_error)
+        self._app.register_error_handler(PoolTimeout, self.handle_database_error)
 
     def handle_http_exception(self, error: HTTPException) -> Any:  # type: ignore[override]
         status = error.code or 500
@@ -94,21 +97,23 @@ class Api(_Api):
             response.headers[key] = value
         return response
 
-    def handle_database_error(self, error: DBAPIError) -> Response:
-        """A lost database connection is "try again" (503), not a crash page.
+    def handle_database_error(self, error: DBAPIError | PoolTimeout) -> Response:
+        """A database that cannot be reached is "try again" (503 + Retry-After), never a 500.
 
-        `api.db.ping_when_idle` trusts a connection used within the last half second, so a
-        database that restarted in that moment fails the request's first statement instead
-        of a ping; the pool is invalidated by then and the next request reconnects. Any other
-        driver error is a bug and goes on as the 500 it is.
+        `api.db.is_outage` says which errors those are: a connection refused or timed out at
+        checkout, one that died mid-use (`api.db.ping_when_idle` trusts a connection used
+        within the last half second, so a restart in that moment fails the request's first
+        statement; the pool is invalidated and the next request reconnects), a server
+        shutting down, a pool with no free connection. Any other driver error is a bug and
+        goes on as the 500 it is.
         """
-        if not error.connection_invalidated:
+        if not is_outage(error):
             raise error
-        log.warning("database connection lost during a request", exc_info=error)
+        log.warning("database unavailable during a request", exc_info=error)
         response = error_response(
             503, code="database_unavailable", message="服务暂时不可用，请稍后再试"
         )
-        response.headers["Retry-After"] = "1"
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
         return response
 
     def handle_domain_error(self, error: DomainError) -> Response:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -24,6 +25,10 @@ from api.households.district import ensure_district
 
 if TYPE_CHECKING:  # roster.py needs api.policy: imported when a command runs, not at app start
     from api.households.roster import ImportReport
+
+# The demo district `make run` loads (scripts/run-local) and `demo export-roster` writes by
+# default: one scale and seed, so the exported file is the district the API is serving.
+DEMO_SCALE, DEMO_SEED = 0.005, 42
 
 roster_cli = AppGroup("roster", help="Roster import.")
 demo_cli = AppGroup("demo", help="Demo district.")
@@ -53,45 +58,66 @@ def _summary(report: ImportReport) -> str:
 @click.option("--dry-run", is_flag=True, help="Validate and count, write nothing.")
 @click.option("--source", default="roster", show_default=True, help="Recorded on categories.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@click.option(
+    "--errors-file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Write EVERY bad row (line, code, column, message) to this CSV file; the report "
+    "itself lists the first 2000 and counts all per reason.",
+)
 def import_command(
-    file: Path, skip_bad: bool, year: int, dry_run: bool, source: str, as_json: bool
+    file: Path,
+    skip_bad: bool,
+    year: int,
+    dry_run: bool,
+    source: str,
+    as_json: bool,
+    errors_file: Path | None,
 ) -> None:
     """Import a roster FILE (CSV UTF-8 or XLSX): all rows or nothing, unless --skip-bad."""
     from api.households.roster import import_roster
     from api.households.roster_files import RosterFileError, read_roster
 
     database = get_db()
-    try:
-        with database.job() as session:
-            ensure_district(session)
-            report = import_roster(
-                session,
-                read_roster(file),
-                skip_bad=skip_bad,
-                source=source,
-                year=year,
-                dry_run=dry_run,
-                file_name=file.name,
-                actor="cli",
-            )
-    except RosterFileError as exc:
-        with database.job() as session:
-            audit(
-                session,
-                actor="cli",
-                action="roster.import",
-                subject=f"file:{file.name}"[:64],
-                outcome="refused",
-                detail={"file_name": file.name, "file_error": exc.code},
-            )
-        click.echo(f"{file.name}：{exc.message} [{exc.code}]", err=True)
-        sys.exit(EXIT_UNREADABLE)
+    with contextlib.ExitStack() as stack:
+        sink = None
+        if errors_file is not None:
+            try:
+                sink = stack.enter_context(errors_file.open("w", encoding="utf-8-sig", newline=""))
+            except OSError as exc:
+                click.echo(f"无法写入错误清单文件 {errors_file}：{exc.strerror}", err=True)
+                sys.exit(EXIT_UNREADABLE)
+        try:
+            with database.job() as session:
+                ensure_district(session)
+                report = import_roster(
+                    session,
+                    read_roster(file),
+                    skip_bad=skip_bad,
+                    source=source,
+                    year=year,
+                    dry_run=dry_run,
+                    file_name=file.name,
+                    actor="cli",
+                    errors_to=sink,
+                )
+        except RosterFileError as exc:
+            with database.job() as session:
+                audit(
+                    session,
+                    actor="cli",
+                    action="roster.import",
+                    subject=f"file:{file.name}"[:64],
+                    outcome="refused",
+                    detail={"file_name": file.name, "file_error": exc.code},
+                )
+            click.echo(f"{file.name}：{exc.message} [{exc.code}]", err=True)
+            sys.exit(EXIT_UNREADABLE)
 
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
-        for error in report.errors:
-            click.echo(str(error), err=True)
+        _echo_errors(report, errors_file)
         click.echo(_summary(report))
     if report.refused:
         click.echo(
@@ -106,6 +132,21 @@ def import_command(
         click.echo(f"警告：跳过了 {report.skipped} 行有错误的数据", err=True)
 
 
+def _echo_errors(report: ImportReport, errors_file: Path | None) -> None:
+    """The first errors line by line, then the count per reason (bounded, whatever the file)."""
+    errors = report.errors
+    for error in errors:
+        click.echo(str(error), err=True)
+    if not errors:
+        return
+    if errors.truncated:
+        where = f"完整清单见 {errors_file}" if errors_file else "完整清单可用 --errors-file 写出"
+        click.echo(f"……另有 {errors.truncated} 条错误未逐条列出（{where}）", err=True)
+    click.echo("错误原因统计：", err=True)
+    for code, count in sorted(errors.counts.items(), key=lambda item: (-item[1], item[0])):
+        click.echo(f"  {code}\t{count}", err=True)
+
+
 @roster_cli.command("init-district")
 def init_district_command() -> None:
     """Create the plan's 10 towns and 280 villages (idempotent; targets from the table)."""
@@ -115,8 +156,15 @@ def init_district_command() -> None:
 
 
 @demo_cli.command("load")
-@click.option("--scale", type=float, default=0.01, show_default=True, help="1 = 437,854 persons.")
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--scale",
+    type=float,
+    default=DEMO_SCALE,
+    envvar="DEMO_SCALE",
+    show_default=True,
+    help="1 = 437,854 persons. Default: $DEMO_SCALE, as `make run` loads.",
+)
+@click.option("--seed", type=int, default=DEMO_SEED, show_default=True)
 @click.option("--if-empty", is_flag=True, help="Do nothing when towns already exist.")
 def demo_load_command(scale: float, seed: int, if_empty: bool) -> None:
     """Load the demo district: the plan's towns and villages and synthetic households."""
@@ -139,8 +187,15 @@ def demo_load_command(scale: float, seed: int, if_empty: bool) -> None:
 
 @demo_cli.command("export-roster")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--scale", type=float, default=0.01, show_default=True)
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--scale",
+    type=float,
+    default=DEMO_SCALE,
+    envvar="DEMO_SCALE",
+    show_default=True,
+    help="Default: $DEMO_SCALE, the district `make run` loads.",
+)
+@click.option("--seed", type=int, default=DEMO_SEED, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default=None,
               help="Default: from the file extension.")  # fmt: skip
 def demo_export_command(file: Path, scale: float, seed: int, fmt: str | None) -> None:

@@ -25,12 +25,14 @@ the full district (~440k persons) must import in well under a minute (bench/rost
 
 from __future__ import annotations
 
+import csv
 import re
 import time
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date
-from typing import Any, cast
+from typing import IO, Any, cast
 
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.orm import Session
@@ -38,11 +40,31 @@ from sqlalchemy.orm import Session
 from api import clock
 from api.audit.service import record as audit
 from api.db import utcnow
+from api.documents.cells import csv_row
 from api.households.models import Household, Person, PersonCategory, Town, Village
 from api.households.roster_files import RosterRow
 from api.households.roster_writer import BulkWriter
 from api.policy.idnumber import InvalidIdNumber, normalize_id_number
 from api.policy.model import load_policy
+
+# A plausible name (DOMAIN.md "Names"): Han characters (all CJK blocks) with the middle dot
+# `·` between parts (阿依古丽·买买提); residence-permit holders may also be named in Latin
+# letters with spaces, hyphens and apostrophes inside. Nothing else: a name with `=`, `|`,
+# `+`, digits or control characters is not a name but an attempt on whoever opens the exports.
+_HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_HAN_NAME = re.compile(f"[{_HAN}]+(?:·[{_HAN}]+)*")
+_LATIN = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
+_PERMIT_NAME = re.compile(f"[{_HAN}{_LATIN}]+(?:(?:[ ·'-]|\\. ?)[{_HAN}{_LATIN}]+)*\\.?")
+
+
+def name_problem(name: str, *, residence_permit: bool) -> str | None:
+    """Why `name` is not a plausible person's name, or None (the message is shown to staff)."""
+    if (_PERMIT_NAME if residence_permit else _HAN_NAME).fullmatch(name):
+        return None
+    if residence_permit:
+        return "姓名只能包含汉字、拉丁字母，以及中间的间隔号“·”、空格、连字符或撇号"
+    return "姓名只能包含汉字和中间的间隔号“·”（持居住证者可用拉丁字母）"
+
 
 _BOOLEANS = {"1": True, "0": False, "": False, "是": True, "否": False}
 _FLAG_LABELS = {
@@ -82,6 +104,50 @@ class RowError:
         return f"第 {self.line} 行：{self.message} [{self.code}]"
 
 
+class RowErrors:
+    """Every bad row's errors, in bounded memory: all are counted per reason (`counts`), the
+    first `keep` are kept for the report, and each is written as it is found to `sink` (a
+    text stream; `roster import --errors-file`) when one is given — so 100,000 bad rows cost
+    the same memory as a few thousand.
+    """
+
+    KEEP = 2000
+    SINK_COLUMNS = ("line", "code", "column", "message")
+
+    def __init__(self, *, keep: int = KEEP, sink: IO[str] | None = None) -> None:
+        self.keep = keep
+        self.kept: list[RowError] = []
+        self.counts: Counter[str] = Counter()
+        self.total = 0
+        self._writer = csv.writer(sink) if sink is not None else None
+        if self._writer is not None:
+            self._writer.writerow(self.SINK_COLUMNS)
+
+    def append(self, error: RowError) -> None:
+        self.total += 1
+        self.counts[error.code] += 1
+        if len(self.kept) < self.keep:
+            self.kept.append(error)
+        if self._writer is not None:
+            self._writer.writerow(
+                csv_row((error.line, error.code, error.column or "", error.message))
+            )
+
+    @property
+    def truncated(self) -> int:
+        """How many errors are counted but not kept."""
+        return self.total - len(self.kept)
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __iter__(self) -> Iterator[RowError]:
+        return iter(self.kept)
+
+    def __getitem__(self, index: slice) -> list[RowError]:
+        return self.kept[index]
+
+
 @dataclass
 class ImportReport:
     """What an import found and did. Counts are of persons (rows), except `households_created`.
@@ -99,7 +165,7 @@ class ImportReport:
     skipped: int = 0
     households_created: int = 0
     bad_rows: int = 0
-    errors: list[RowError] = field(default_factory=list)
+    errors: RowErrors = field(default_factory=RowErrors)
     written: bool = False
     dry_run: bool = False
     validate_seconds: float = 0.0
@@ -111,14 +177,17 @@ class ImportReport:
 
     def counts(self) -> dict[str, Any]:
         """The counts without any row content (safe for the audit log)."""
-        data = asdict(self)
-        data.pop("errors")
-        data["error_codes"] = sorted({e.code for e in self.errors})
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "errors"}
+        data["error_codes"] = sorted(self.errors.counts)
+        data["error_counts"] = dict(sorted(self.errors.counts.items()))
         return data
 
     def as_dict(self) -> dict[str, Any]:
+        """The counts and the kept errors (the first `RowErrors.KEEP`; `errors_not_listed`
+        says how many more there were)."""
         data = self.counts()
         data["errors"] = [asdict(e) for e in self.errors]
+        data["errors_not_listed"] = self.errors.truncated
         return data
 
 
@@ -151,14 +220,19 @@ def import_roster(
     file_name: str = "",
     today: date | None = None,
     actor: str = "system",
+    errors_to: IO[str] | None = None,
 ) -> ImportReport:
     """Validate every row, then (if allowed) write them; flush, never commit.
 
     Always records one audit event (counts and file name, no ID numbers), also for a refused
     file, so the caller should commit even when `report.refused` (nothing else was written).
+    Bad rows are reported in bounded memory (`RowErrors`); `errors_to` receives every one of
+    them as CSV (line, code, column, message).
     """
     today = today or clock.today()
-    report = ImportReport(source=source, file_name=file_name, dry_run=dry_run)
+    report = ImportReport(
+        source=source, file_name=file_name, dry_run=dry_run, errors=RowErrors(sink=errors_to)
+    )
     policy = load_policy(year)
     labels = {**CATEGORY_LABELS, **{label: key for key, label in policy.categories}}
     started = time.perf_counter()
@@ -331,14 +405,6 @@ def _validate(
                 else:
                     seen[id_number] = line
 
-        name = row.name
-        if not name:
-            errors.append(RowError(line, "missing_name", "姓名为空", "name"))
-        elif len(name) > 64:
-            errors.append(RowError(line, "bad_name", "姓名超过 64 个字符", "name"))
-        elif not name.isprintable():
-            errors.append(RowError(line, "bad_name", "姓名含有换行或控制字符", "name"))
-
         categories = no_categories
         if row.categories:
             found = set()
@@ -375,6 +441,14 @@ def _validate(
                 )
                 value = False
             flags.append(value)
+
+        name = row.name
+        if not name:
+            errors.append(RowError(line, "missing_name", "姓名为空", "name"))
+        elif len(name) > 64:
+            errors.append(RowError(line, "bad_name", "姓名超过 64 个字符", "name"))
+        elif (problem := name_problem(name, residence_permit=flags[3])) is not None:
+            errors.append(RowError(line, "bad_name", problem, "name"))
 
         deceased_on = None
         if row.deceased_on:

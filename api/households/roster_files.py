@@ -17,6 +17,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+from api.documents.cells import csv_row, xlsx_row
+
 COLUMNS = (
     "town",
     "village",
@@ -179,19 +181,50 @@ def _csv_cells(stream: IO[str]) -> Iterator[tuple[int, list[str]]]:
 
 
 def _xlsx_cells(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Rows of the first sheet. An XLSX is a zip of XML parts read lazily (read-only mode),
+    so a file that is no zip at all, a truncated one, or one with a broken part can fail on
+    opening or halfway through: every such failure is the file's, `unreadable` (exit 2)."""
+    import zipfile
+    import zlib
+    from xml.etree.ElementTree import ParseError
+
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
+    broken = (
+        InvalidFileException,
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        ParseError,
+        OSError,
+        KeyError,
+        ValueError,
+        IndexError,
+    )
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
-        raise RosterFileError("unreadable", f"无法读取 Excel 文件：{exc}") from exc
+    except broken as exc:
+        raise RosterFileError("unreadable", f"无法读取 Excel 文件（{_why(exc)}）") from exc
+    line = 0
     try:
         sheet = workbook.worksheets[0]
         for line, values in enumerate(sheet.iter_rows(values_only=True), start=1):
             yield line, [_cell_text(v) for v in values]
+    except broken as exc:
+        raise RosterFileError(
+            "unreadable", f"Excel 文件在第 {line + 1} 行附近损坏或不完整（{_why(exc)}）"
+        ) from exc
     finally:
         workbook.close()
+
+
+def _why(exc: BaseException) -> str:
+    import zipfile
+
+    if isinstance(exc, zipfile.BadZipFile):
+        return "不是有效的 XLSX（zip）文件，或文件不完整"
+    return f"{type(exc).__name__}: {exc}"[:200]
 
 
 def read_roster(path: str | Path) -> Iterator[RosterRow]:
@@ -228,7 +261,7 @@ def write_roster(path: str | Path, rows: Iterable[RosterRow], *, fmt: str | None
         sheet = workbook.create_sheet("roster")
         sheet.append(list(COLUMNS))
         for row in rows:
-            sheet.append(list(row[1 : 1 + len(COLUMNS)]))
+            sheet.append(xlsx_row(row[1 : 1 + len(COLUMNS)]))
             count += 1
         workbook.save(path)
         return count
@@ -238,6 +271,6 @@ def write_roster(path: str | Path, rows: Iterable[RosterRow], *, fmt: str | None
         writer = csv.writer(stream)
         writer.writerow(COLUMNS)
         for row in rows:
-            writer.writerow(row[1 : 1 + len(COLUMNS)])
+            writer.writerow(csv_row(row[1 : 1 + len(COLUMNS)]))
             count += 1
     return count

@@ -89,6 +89,8 @@ def bind(body: dict[str, Any]) -> dict[str, Any]:
         settings=service.BindSettings(
             max_failures=settings.BIND_MAX_FAILURES,
             window_seconds=settings.BIND_FAILURE_WINDOW_SECONDS,
+            address_free_failures=settings.BIND_ADDRESS_FREE_FAILURES,
+            delay_cap_seconds=settings.THROTTLE_DELAY_CAP_SECONDS,
         ),
         now=clock.now(),
         today=clock.today(),

@@ -90,6 +90,9 @@ class MemberIdentitySchema(Schema):
         metadata={"description": "身份证号码；除本人外脱敏显示，如 370406********0317"},
     )
     is_self = ma.fields.Boolean(required=True, metadata={"description": "是否为绑定人本人"})
+    birth_year = ma.fields.Integer(
+        required=True, metadata={"description": "出生年份（区分脱敏后同名的成员，如两位 刘*）"}
+    )
     deceased = ma.fields.Boolean(required=True)
 
 

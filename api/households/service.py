@@ -7,7 +7,11 @@ never commits: the routes commit (STYLE.md 4).
 Binding (DESIGN.md, mini-program contract): a resident proves membership of a household by an
 ID number and the exact name of a registered person. A wrong pair and an unknown ID number
 get the same refusal (`BindRefused`), and the failure is recorded (`BindAttempt`) so repeated
-guesses from one account or one address are throttled (`BindThrottled`, 429 + Retry-After).
+guesses are throttled (`BindThrottled`, 429 + Retry-After; `api.throttle`): an account that
+failed `max_failures` times in the window waits for the window; an address (village Wi-Fi and
+carrier NAT put many residents on one) only slows, with growing pauses, the accounts that have
+failed themselves, once it is past its much higher `address_free_failures` — a resident whose
+own binds have not failed is never held up by what others did from the same address.
 The refusal is returned, not raised, so the route can commit the attempt and its audit event
 before answering.
 """
@@ -18,7 +22,7 @@ import hmac
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select
@@ -38,7 +42,7 @@ from api.households.quotes import (
 )
 from api.policy.idnumber import mask_id_number, mask_name
 from api.policy.rules import PersonFacts
-from api.throttle import seconds_until_allowed
+from api.throttle import growing_delay, seconds_until_allowed
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,8 @@ class BindThrottled(TooManyRequests):
 class BindSettings:
     max_failures: int
     window_seconds: int
+    address_free_failures: int = 50
+    delay_cap_seconds: int = 60
 
 
 @dataclass
@@ -88,6 +94,20 @@ def _retry_after(session: Session, condition: Any, *, settings: BindSettings, no
     )
 
 
+def _has_failed(
+    session: Session, account_id: int, *, settings: BindSettings, now: datetime
+) -> bool:
+    since = now - timedelta(seconds=settings.window_seconds)
+    return (
+        session.scalar(
+            select(BindAttempt.id)
+            .where(BindAttempt.account_id == account_id, BindAttempt.at > since)
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def bind_household(
     session: Session,
     *,
@@ -106,10 +126,17 @@ def bind_household(
     """
     actor = f"resident:{account_id}"
     masked = {"id_number": mask_id_number(id_number), "name": mask_name(name.strip() or "?")}
-    wait = max(
-        _retry_after(session, BindAttempt.account_id == account_id, settings=settings, now=now),
-        _retry_after(session, BindAttempt.remote_addr == remote_addr, settings=settings, now=now),
-    )
+    wait = _retry_after(session, BindAttempt.account_id == account_id, settings=settings, now=now)
+    if wait == 0 and _has_failed(session, account_id, settings=settings, now=now):
+        wait = growing_delay(
+            session,
+            BindAttempt.at,
+            BindAttempt.remote_addr == remote_addr[:64],
+            free=settings.address_free_failures,
+            window_seconds=settings.window_seconds,
+            now=now,
+            cap_seconds=settings.delay_cap_seconds,
+        )
     if wait > 0:
         record(
             session,
@@ -239,6 +266,8 @@ def member_identity(person: Person | MemberRow, *, viewer_person_id: int | None)
         "name": person.name if is_self else mask_name(person.name),
         "id_number": person.id_number if is_self else mask_id_number(person.id_number),
         "is_self": is_self,
+        # Beside the masked name: two members masked alike (刘*, 刘*) are told apart.
+        "birth_year": person.birth_date.year,
         "deceased": person.deceased_on is not None,
     }
 

@@ -73,8 +73,8 @@ def process_refunds_command(limit: int) -> None:
 @click.option("--interval", type=click.FloatRange(min=0.1), default=15.0, show_default=True)
 @click.option("--once", is_flag=True, help="Run one round and exit.")
 def worker_command(interval: float, once: bool) -> None:
-    """Run reconcile-open, expire, process-refunds and reconcile-refunds every INTERVAL seconds
-    until stopped."""
+    """Run the callback-log sweep, reconcile-open, expire, process-refunds and
+    reconcile-refunds every INTERVAL seconds until stopped."""
     if once:
         _echo(healing.run_once(get_db(), _settings()))
         return

@@ -47,7 +47,7 @@ from api.payments.models import (
     Refund,
     RefundState,
 )
-from api.payments.notify import in_transaction
+from api.payments.notify import in_transaction, sweep_unfinished
 from api.payments.orders import apply_from_query, close_at_channel
 from api.payments.refunds import RefundApplied, apply_refund_result, process_due_refunds
 from api.payments.states import (
@@ -309,6 +309,8 @@ def run_once(db: Database, settings: Config) -> dict[str, dict[str, int]]:
     """One round of every job; a failing job is logged and does not stop the others."""
     report: dict[str, dict[str, int]] = {}
     jobs: list[tuple[str, Callable[[], dict[str, int]]]] = [
+        # First: a stored, unfinished notification is applied before its order is queried.
+        ("sweep_callback_log", lambda: vars(sweep_unfinished(db, settings))),
         ("reconcile_open", lambda: reconcile_open(db, settings)),
         ("expire", lambda: expire_orders(db, settings)),
         ("process_refunds", lambda: process_due_refunds(db, settings)),

@@ -22,15 +22,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, bindparam, func, insert, select, text, true, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
+from api import clock
 from api.audit.service import record as audit
 from api.config import Config
-from api.db import Database, utcnow
+from api.db import Database, is_outage, utcnow
 from api.payments.channels import (
     NotificationRejected,
     PaymentChannel,
@@ -49,6 +53,9 @@ log = logging.getLogger(__name__)
 DROPPED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 SIGNATURE_REASONS = frozenset({"bad_signature", "decrypt_failed", "unknown_serial"})
 ATTEMPTS = 4
+# A row still `received` this long after it arrived is not in flight any more: its request
+# died with the database (or the process) between storing and finishing it.
+SWEEP_AFTER = timedelta(minutes=5)
 T = TypeVar("T")
 
 
@@ -62,8 +69,38 @@ def receive(
     body: bytes,
     remote_addr: str | None,
 ) -> Reply:
-    """Handle one notification end to end; returns the exact reply to send."""
+    """Handle one notification end to end; returns the exact reply to send.
+
+    A database that cannot be reached (`api.db.is_outage`) is answered with the channel's own
+    failure reply and HTTP 503, so the gateway sends the notification again later (PROTOCOLS.md
+    §1.5, §2.4, §5.5); a row stored before the outage and not finished is ended by the
+    worker's sweep (`sweep_unfinished`).
+    """
     channel = get_channel(settings, channel_name)
+    try:
+        return _receive(
+            db, channel, channel_name=channel_name, path=path, headers=headers, body=body,
+            remote_addr=remote_addr,
+        )  # fmt: skip
+    except (DBAPIError, PoolTimeout) as exc:
+        if not is_outage(exc):
+            raise
+        db.session.remove()
+        log.warning("notification: database unavailable, the gateway will retry", exc_info=exc)
+        failure = channel.failure_reply("database_unavailable")
+        return Reply(503, failure.body, failure.content_type)
+
+
+def _receive(
+    db: Database,
+    channel: PaymentChannel,
+    *,
+    channel_name: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    remote_addr: str | None,
+) -> Reply:
 
     def store() -> int:
         return store_raw(
@@ -124,7 +161,9 @@ def store_raw(
         "content_type": headers.get("Content-Type") or None,
         "headers": {k: v for k, v in headers.items() if k.lower() not in DROPPED_HEADERS},
         "remote_addr": remote_addr,
-        "received_at": utcnow(),
+        # `clock.now()`: with APP_TODAY pinned (demo, sandbox) the log carries the same date
+        # as the orders and payments it records, so finance's date filter finds them.
+        "received_at": clock.now(),
         "outcome": NotificationOutcome.RECEIVED.value,
     }
     session = db.session()
@@ -345,3 +384,117 @@ def _finish_alone(
         signature_valid=signature_valid,
     )
     session.commit()
+
+
+@dataclass
+class SweepReport:
+    swept: int = 0
+    applied: int = 0
+    superseded: int = 0
+    rejected: int = 0
+    failed: int = 0
+
+
+def sweep_unfinished(
+    db: Database, settings: Config, *, older_than: timedelta = SWEEP_AFTER, limit: int = 500
+) -> SweepReport:
+    """End every callback-log row left `received` past `older_than` (the payments worker).
+
+    Such a row was stored (step 1) and its request died before the outcome was written — the
+    database dropped, the process was killed. Its stored body and headers are verified and
+    applied again exactly as on arrival (the freshness of a v3 signature judged as of its
+    `received_at`); applying is idempotent, so a payment the gateway's retry already booked
+    changes nothing. The row then ends in a final outcome:
+    - `superseded` (detail `#<id>`) when a later row of the same notification applied it;
+    - whatever applying gives otherwise (`applied` when no retry ever came: the sweep healed
+      it; `duplicate`, `ignored`, `rejected`).
+    A row whose processing fails again stays `received` with reason `processing_error` and is
+    tried again next round (logged with its traceback).
+    """
+    report = SweepReport()
+    session = db.session()
+    table = ChannelNotification.__table__
+    rows = session.execute(
+        select(table.c.id, table.c.channel, table.c.path, table.c.headers)
+        .add_columns(table.c.raw_body, table.c.received_at)
+        .where(
+            table.c.outcome == NotificationOutcome.RECEIVED.value,
+            table.c.received_at < clock.now() - older_than,
+        )
+        .order_by(table.c.id)
+        .limit(limit)
+    ).all()
+    session.commit()
+    for row in rows:
+        report.swept += 1
+        channel = get_channel(settings, row.channel)
+        try:
+            verified = channel.parse_notification(
+                row.headers or {},
+                bytes(row.raw_body),
+                row.path,
+                received_at=clock.unpinned(row.received_at),
+            )
+        except NotificationRejected as exc:
+            _finish_alone(
+                db,
+                row.id,
+                outcome=NotificationOutcome.REJECTED,
+                reason=exc.reason,
+                detail=exc.detail,
+                signature_valid=False if exc.reason in SIGNATURE_REASONS else None,
+                refused_by=f"gateway:{row.channel}",
+            )
+            report.rejected += 1
+            continue
+        _apply(db, channel, row.channel, row.id, verified)
+        outcome = _supersede(db, row.id)
+        if outcome == NotificationOutcome.SUPERSEDED:
+            report.superseded += 1
+        elif outcome == NotificationOutcome.RECEIVED:
+            report.failed += 1
+        elif outcome == NotificationOutcome.REJECTED:
+            report.rejected += 1
+        else:
+            report.applied += 1
+    if report.swept:
+        log.warning("callback log: unfinished rows swept", extra=vars(report))
+    return report
+
+
+def _supersede(db: Database, log_id: int) -> str:
+    """A swept row found to repeat one a later row applied is marked `superseded` by it."""
+    session = db.session()
+    table = ChannelNotification.__table__
+    row = session.execute(
+        select(table.c.outcome, table.c.kind, table.c.out_trade_no, table.c.out_refund_no).where(
+            table.c.id == log_id
+        )
+    ).one()
+    if row.outcome != NotificationOutcome.DUPLICATE.value:
+        session.commit()
+        return str(row.outcome)
+    applied_by = session.scalar(
+        select(table.c.id)
+        .where(
+            table.c.id != log_id,
+            table.c.outcome == NotificationOutcome.APPLIED.value,
+            table.c.kind == row.kind,
+            table.c.out_trade_no == row.out_trade_no,
+            table.c.out_refund_no.is_(None)
+            if row.out_refund_no is None
+            else table.c.out_refund_no == row.out_refund_no,
+        )
+        .order_by(table.c.id)
+        .limit(1)
+    )
+    if applied_by is None:
+        session.commit()
+        return str(row.outcome)
+    session.execute(
+        update(table)  # type: ignore[arg-type]
+        .where(table.c.id == log_id)
+        .values(outcome=NotificationOutcome.SUPERSEDED.value, detail=f"#{applied_by}")
+    )
+    session.commit()
+    return NotificationOutcome.SUPERSEDED.value

@@ -12,6 +12,9 @@ Rules (DESIGN.md "The payment path", DOMAIN.md):
 - medical covers every due, unpaid member of the household or nobody; pension covers the
   members with a chosen tier who owe something; members the government pays for owe 0 and
   are not items; an order for nothing owed is refused before any gateway call;
+- nothing changes unless a new order is made: a request for nothing owed is refused before
+  any open order is touched, and a request for exactly what the payer's open order already
+  covers (same items, amounts, channel and scene) is answered with that order;
 - one open order per household (a partial unique index backs it): a new order first closes
   the previous one at its channel. If the channel says the previous one is already paid, that
   payment is applied (the settlement path) and the new order is made for what is still owed —
@@ -65,6 +68,8 @@ NOTIFY_PATHS = {
 }
 INSURANCE_NAMES = {"medical": "城乡居民医疗保险费", "pension": "城乡居民养老保险费"}
 ALIPAY_SCENES = ("miniprogram", "wap", "qr")
+# An open order answered again must leave the resident time to pay it.
+REUSE_MARGIN = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,21 @@ def create_order(
     on = today()
     if not pricing.collection_open(year=request.year, on=on):
         raise Conflict("当前不在缴费期内", code="collection_closed")
+
+    # Nothing changes unless a new order can be made: a request for nothing owed is refused
+    # before any open order of the household (perhaps a family member's) is touched.
+    dues = pricing.dues(
+        session, household_id=request.household_id, year=request.year, on=on, insurances=insurances
+    )
+    if not dues:
+        raise Conflict("该家庭当前没有需要缴纳的保费", code="nothing_owed")
+    same = _open_order_covering(
+        session, account=account, request=request, scene=scene, insurances=insurances, dues=dues
+    )
+    if same is not None:
+        session.commit()
+        return same
+    session.commit()
 
     paid_meanwhile = close_open_orders(
         db, settings, household_id=request.household_id, actor=f"resident:{account.id}"
@@ -228,6 +248,42 @@ def create_order(
         raise Conflict("订单已被新的订单取代", code="order_superseded")
     session.commit()
     return order
+
+
+def _open_order_covering(
+    session: Session,
+    *,
+    account: ResidentAccount,
+    request: NewOrder,
+    scene: str,
+    insurances: Sequence[str],
+    dues: Sequence[pricing.Due],
+) -> PaymentOrder | None:
+    """The household's open order that asks for exactly this, if any: answered as is.
+
+    Exactly means the same payer (a WeChat prepay is bound to the payer's openid, so another
+    member's order cannot be paid from this phone), channel and scene, the same insurances and
+    the same items at the same amounts, and still payable for a while. Replacing it would close
+    a payable order at the channel only to open the same one again.
+    """
+    wanted = sorted((d.person_id, d.insurance, d.amount_fen) for d in dues)
+    candidates = session.scalars(
+        select(PaymentOrder).where(
+            PaymentOrder.household_id == request.household_id,
+            PaymentOrder.status == OrderStatus.OPEN,
+            PaymentOrder.year == request.year,
+            PaymentOrder.account_id == account.id,
+            PaymentOrder.channel == request.channel,
+            PaymentOrder.scene == scene,
+            PaymentOrder.insurances == ",".join(insurances),
+            PaymentOrder.expires_at > utcnow() + REUSE_MARGIN,
+        )
+    ).all()
+    for order in candidates:
+        have = sorted((i.person_id, i.insurance, i.amount_fen) for i in order.items)
+        if have == wanted and order.amount_fen == sum(d.amount_fen for d in dues):
+            return order
+    return None
 
 
 def _description(year: int, insurances: set[str]) -> str:

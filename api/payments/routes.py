@@ -70,7 +70,7 @@ class Orders(MethodView):
                 request=NewOrder(**body),
                 client_ip=request.remote_addr or "",
             )
-            view = service.order_view(db.session(), order)
+            view = service.order_view(db.session(), order, account_id=account.id)
             return idempotency.Answer(201, OrderSchema().dump(view))
 
         answer = idempotency.run_once(
@@ -95,7 +95,7 @@ class OrderById(MethodView):
         order = service.order_for_account(
             session, account_id=g.account.id, out_trade_no=out_trade_no
         )
-        return service.order_view(session, order)
+        return service.order_view(session, order, account_id=g.account.id)
 
 
 def _notification(channel_name: str) -> Response:

@@ -42,7 +42,9 @@ class ContributionStateSchema(Schema):
 
 class OrderItemSchema(Schema):
     person_id = ma.fields.Integer()
-    name = ma.fields.String(metadata={"description": "masked"})
+    name = ma.fields.String(metadata={"description": "姓名；除本人外脱敏显示，如 王*明"})
+    is_self = ma.fields.Boolean(metadata={"description": "是否为绑定人本人"})
+    birth_year = ma.fields.Integer(metadata={"description": "出生年份（区分脱敏后同名的成员）"})
     insurance = ma.fields.String()
     year = ma.fields.Integer()
     amount_fen = ma.fields.Integer()

@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Exists, Select, bindparam, func, literal_c
 from sqlalchemy.orm import Session, selectinload
 
 from api.clock import BEIJING
+from api.documents.cells import csv_row
 from api.errors import NotFound
 from api.households.models import Person
 from api.payments.models import (
@@ -50,14 +51,25 @@ def order_for_account(session: Session, *, account_id: int, out_trade_no: str) -
     return order
 
 
-def order_view(session: Session, order: PaymentOrder) -> dict[str, Any]:
-    """The order with its items (each with its contribution, if booked) and its refunds."""
+def order_view(session: Session, order: PaymentOrder, *, account_id: int) -> dict[str, Any]:
+    """The order with its items (each with its contribution, if booked) and its refunds.
+
+    Names as on the household's premiums page (`households.service.member_identity`): the
+    resident's own in full, the others masked, each with the birth year so two members
+    masked alike (刘*, 刘*) can be told apart.
+    """
+    from api.households.service import bound_person_id  # households owns the bindings
+
     items = list(order.items)
-    names = dict(
-        session.execute(
-            select(Person.id, Person.name).where(Person.id.in_({i.person_id for i in items}))
+    people = {
+        pid: (name, birth_date)
+        for pid, name, birth_date in session.execute(
+            select(Person.id, Person.name, Person.birth_date).where(
+                Person.id.in_({i.person_id for i in items})
+            )
         ).all()
-    )
+    }
+    viewer = bound_person_id(session, account_id=account_id, household_id=order.household_id)
     contributions = {
         c.order_item_id: c
         for c in session.scalars(
@@ -87,7 +99,13 @@ def order_view(session: Session, order: PaymentOrder) -> dict[str, Any]:
         "items": [
             {
                 "person_id": i.person_id,
-                "name": _mask_name(names.get(i.person_id, "")),
+                "name": (
+                    people[i.person_id][0]
+                    if i.person_id == viewer
+                    else _mask_name(people[i.person_id][0])
+                ),
+                "is_self": i.person_id == viewer,
+                "birth_year": people[i.person_id][1].year,
                 "insurance": i.insurance,
                 "year": i.year,
                 "amount_fen": i.amount_fen,
@@ -309,27 +327,24 @@ def notifications_csv(rows: Iterable[ChannelNotification]) -> str:
     writer.writerow(CSV_COLUMNS)
     for n in rows:
         writer.writerow(
-            [
-                n.id,
-                n.received_at.astimezone(BEIJING).isoformat(timespec="seconds"),
-                n.channel,
-                n.path,
-                n.kind or "",
-                n.outcome,
-                n.reason or "",
-                "" if n.signature_valid is None else int(n.signature_valid),
-                n.out_trade_no or "",
-                n.out_refund_no or "",
-                n.transaction_id or "",
-                "" if n.amount_fen is None else n.amount_fen,
-                n.remote_addr or "",
-                _csv_safe(n.detail or ""),
-                _csv_safe(n.body_text),
-            ]
+            csv_row(
+                [
+                    n.id,
+                    n.received_at.astimezone(BEIJING).isoformat(timespec="seconds"),
+                    n.channel,
+                    n.path,
+                    n.kind or "",
+                    n.outcome,
+                    n.reason or "",
+                    "" if n.signature_valid is None else int(n.signature_valid),
+                    n.out_trade_no or "",
+                    n.out_refund_no or "",
+                    n.transaction_id or "",
+                    "" if n.amount_fen is None else n.amount_fen,
+                    n.remote_addr or "",
+                    n.detail or "",
+                    n.body_text,
+                ]
+            )
         )
     return out.getvalue()
-
-
-def _csv_safe(value: str) -> str:
-    """Neutralise spreadsheet formulas (=, +, -, @) in text that came from outside."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -57,12 +58,20 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def _api_today() -> date:
+    """The first day the callback log may stamp: the API dates its log with `APP_TODAY` when
+    that is pinned (as `make run` does), else with the real Beijing date."""
+    real = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    pinned = os.environ.get("APP_TODAY", "")
+    return min(real, date.fromisoformat(pinned)) if pinned else real
+
+
 def run(args: argparse.Namespace) -> int:
     if args.households < 1 or args.concurrency < 1:
         return fail("--households and --concurrency must be at least 1")
     flask = jobs.parse_flask_command(args.flask)
     started = time.monotonic()
-    since = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    since = _api_today()
     try:
         if args.roster:
             households = read_roster(args.roster)

@@ -12,6 +12,7 @@ from api.audit.models import AuditEvent
 from api.auth.service import LoginLimits, StaffLoginThrottled, create_staff, login_staff
 from api.db import utcnow
 from api.errors import Unauthorized
+from tests.auth.login_fakes import use_settings
 
 STAFF = "/api/v1/auth/staff"
 
@@ -33,17 +34,18 @@ def _login(app: Flask, username: str, password: str, addr: str = "10.0.0.1") -> 
     )
 
 
-def test_after_five_failures_even_the_right_password_is_refused_for_a_while(
-    finance: Flask,
-) -> None:
+def test_five_failures_lock_the_username_from_that_address_only(finance: Flask) -> None:
     for _ in range(5):
         assert _login(finance, "fin", "wrong-guess").status_code == 401
-    throttled = _login(finance, "fin", "finance123", addr="10.9.9.9")  # another address too
+    throttled = _login(finance, "fin", "finance123")  # the guesser's address: the window
     assert throttled.status_code == 429
     body = throttled.get_json()
     assert body["code"] == "login_throttled"
     assert body["message"] == "登录失败次数过多，请稍后再试"
-    assert 1 <= int(throttled.headers["Retry-After"]) <= 900
+    assert 60 < int(throttled.headers["Retry-After"]) <= 900
+    # From another address the username only pauses (at most the cap), never for the window.
+    paused = _login(finance, "fin", "finance123", addr="10.9.9.9")
+    assert paused.status_code == 429 and 1 <= int(paused.headers["Retry-After"]) <= 60
     # Another account is not locked by fin's failures.
     assert _login(finance, "other", "x", addr="10.9.9.9").status_code == 401
     with finance.app_context():
@@ -54,11 +56,51 @@ def test_after_five_failures_even_the_right_password_is_refused_for_a_while(
                 select(AuditEvent).where(AuditEvent.action == "staff.login")
             ).all()
         ]
-    assert reasons.count("bad_credentials") == 6 and reasons.count("throttled") == 1
+    assert reasons.count("bad_credentials") == 6 and reasons.count("throttled") == 2
+
+
+def test_an_attacker_cannot_lock_finance_out_of_its_own_address(finance: Flask) -> None:
+    """Issue 10, defect 2: five wrong passwords from anywhere locked the staff member out.
+    Guesses from many addresses only lengthen a pause (capped); finance's own address gets
+    in once it has passed, while the guessers' addresses stay locked for the window."""
+    limits = LoginLimits(max_failures=5, window_seconds=900, delay_cap_seconds=60)
+    start = utcnow()
+    with finance.app_context():
+        session = finance.extensions["database"].session()
+
+        def attempt(password: str, addr: str, second: int) -> None:
+            login_staff(
+                session,
+                username="fin",
+                password=password,
+                remote_addr=addr,
+                limits=limits,
+                now=start + timedelta(seconds=second),
+            )
+
+        tried = 0
+        for second in range(0, 3000, 61):  # an attacker on 50 addresses, each past the pause
+            with pytest.raises((Unauthorized, StaffLoginThrottled)):
+                attempt("guess", f"10.66.{second % 250}.1", second)
+            tried += 1
+        last = 49 * 61
+        with pytest.raises(StaffLoginThrottled) as paused:
+            attempt("finance123", "10.20.0.1", last + 1)  # finance's office
+        assert paused.value.retry_after <= 60
+        assert attempt("finance123", "10.20.0.1", last + 61) is None  # in, 60 s later
+        for n in range(5):  # one address, each guess past the pause
+            with pytest.raises(Unauthorized):
+                attempt("guess", "10.99.0.1", last + 200 + 61 * n)
+        with pytest.raises(StaffLoginThrottled) as locked:  # that address: locked
+            attempt("finance123", "10.99.0.1", last + 200 + 61 * 5)
+        assert locked.value.retry_after > 60
+        session.rollback()
+    assert tried == 50
 
 
 def test_one_address_guessing_many_usernames_is_throttled(finance: Flask) -> None:
-    for n in range(20):  # 4 × the per-username limit: a shared town office stays usable
+    use_settings(finance, STAFF_LOGIN_ADDRESS_MAX_FAILURES=12)
+    for n in range(12):
         assert _login(finance, f"guess-{n}", "x", addr="10.6.6.6").status_code == 401
     refused = _login(finance, "fin", "finance123", addr="10.6.6.6")
     assert refused.status_code == 429

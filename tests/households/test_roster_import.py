@@ -307,3 +307,39 @@ def test_dry_run_counts_but_writes_nothing(district: Session) -> None:
     assert report.dry_run and not report.written
     assert (report.created, report.skipped, report.households_created) == (4, 10, 3)
     assert _count(session, Person) == 0
+
+
+def test_implausible_names_are_refused_and_real_ones_kept(district: Session) -> None:
+    """Issue 10, defect 6: `=HYPERLINK(…)` and the like passed the import and came out live in
+    the exports. A name is Han characters with `·` between parts, or for a residence-permit
+    holder also Latin letters and spaces (DOMAIN.md "Names")."""
+    session = district
+    bad = [
+        '"=HYPERLINK(""http://x"",""y"")"',
+        "+SUM(1;2)",
+        "-2+3",
+        "@SUM(1+1)",
+        "王|明",
+        "张\x07三",
+    ]
+    good = [
+        ("阿依古丽·买买提", "0"),
+        ("John Smith", "1"),
+        ("Anna-Maria O'Neil", "1"),
+        ("王小明", "0"),
+    ]
+    lines = [HEADER]
+    for seq, name in enumerate(bad, start=990):
+        lines.append(row(id_number=id_number(date(1970, 1, 1), seq=seq), name=name))
+    lines.append(row(id_number=id_number(date(1971, 1, 1), seq=996), name="John Smith"))
+    report = _import(session, "\n".join(lines))
+    assert [(e.line, e.code) for e in report.errors] == [(n, "bad_name") for n in range(2, 9)]
+
+    lines = [HEADER]
+    for seq, (name, permit) in enumerate(good, start=900):
+        lines.append(
+            row(id_number=id_number(date(1972, 1, 1), seq=seq), name=name, residence_permit=permit)
+        )
+    report = _import(session, "\n".join(lines))
+    assert not report.errors and report.created == len(good)
+    assert {p.name for p in _persons(session).values()} >= {n for n, _ in good}

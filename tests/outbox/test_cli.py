@@ -147,6 +147,39 @@ def test_export_of_acknowledged_contributions(
         assert session.scalar(select(func.count()).where(AuditEvent.action == "tax.export")) == 1
 
 
+HOSTILE_NAMES = ['=HYPERLINK("http://evil.example","点我")', "+SUM(1,2)", "-2+3", "@SUM(1+1)"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_export_writes_formula_like_names_as_text(
+    cli_app: Flask, harness: Harness, tmp_path: Path, fmt: str
+) -> None:
+    """Issue 10, defect 6: such names came out as live formulas (openpyxl stores `=…` as one)."""
+    for cid, name in enumerate(HOSTILE_NAMES, start=1):
+        harness.enqueue([cid], name=name)
+    harness.relay()
+    harness.consumer.drain()
+    out = tmp_path / f"return.{fmt}"
+
+    result = cli_app.test_cli_runner().invoke(
+        args=["outbox", "export", "--insurance", "medical", "--from", "2019-11-01",
+              "--to", "2019-11-30", "--format", fmt, str(out)]
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    if fmt == "csv":
+        table = list(csv.reader(io.StringIO(out.read_bytes().decode("utf-8-sig"))))
+        names = [r[8] for r in table[1:]]
+    else:
+        from openpyxl import load_workbook
+
+        sheet = load_workbook(out).active
+        assert sheet is not None
+        assert not [c.coordinate for row in sheet.iter_rows() for c in row if c.data_type == "f"]
+        names = [row[8] for row in sheet.iter_rows(min_row=2, values_only=True)]
+    assert sorted(names) == sorted("'" + n for n in HOSTILE_NAMES)
+
+
 @pytest.mark.slow
 def test_relay_process_killed_with_sigkill_loses_nothing(harness: Harness) -> None:
     """A real `flask outbox relay` killed mid-stream; a new relay finishes, all booked once."""

@@ -145,3 +145,26 @@ def test_export_endpoint_returns_the_information_return(
     assert backwards.status_code == 422
     audit = session.scalars(select(AuditEvent).where(AuditEvent.action == "tax.export")).one()
     assert audit.actor == "staff:u-finance" and audit.detail["rows"] == 1
+
+
+def test_export_endpoint_neutralises_formula_like_names(
+    app: Flask, client: FlaskClient, session: Any
+) -> None:
+    """Issue 10, defect 6, through the API: CSV and XLSX hold text, never a formula."""
+    message = _sent(session, 1, name='=HYPERLINK("http://evil.example","点我")')
+    message.acknowledged_at = message.first_acknowledged_at = datetime.now(UTC)
+    session.flush()
+    finance = _token(client, session, "finance")
+    query = "/api/v1/tax/export?insurance=medical&from=2019-11-01&to=2019-11-30"
+
+    as_csv = client.get(query, headers=finance)
+    as_xlsx = client.get(query + "&format=xlsx", headers=finance)
+
+    rows = list(csv.reader(io.StringIO(as_csv.data.decode("utf-8-sig"))))
+    assert rows[1][8] == '\'=HYPERLINK("http://evil.example","点我")'
+    assert as_xlsx.status_code == 200, as_xlsx.data[:200]
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(as_xlsx.data)).active
+    assert sheet is not None
+    assert sheet["I2"].data_type == "s" and str(sheet["I2"].value).startswith("'=")

@@ -46,8 +46,37 @@ def test_an_order_of_another_household_is_not_found(app, client, session, family
         headers={"Authorization": f"Bearer {token_for(app, member)}"},
     )
     assert r.status_code == 200
-    assert r.json["items"][0]["name"].startswith("王") and "*" in r.json["items"][0]["name"]
+    me, other = family.members  # the account is bound through the first member
+    by_person = {i["person_id"]: i for i in r.json["items"]}
+    assert by_person[me.id]["name"] == "王小明" and by_person[me.id]["is_self"]
+    assert by_person[other.id]["name"] == "王*明" and not by_person[other.id]["is_self"]
     assert client.get(f"/api/v1/payments/{order.out_trade_no}").status_code == 401
+
+
+def test_order_items_show_the_payer_in_full_and_tell_masked_namesakes_apart(
+    app, client, session
+) -> None:
+    """Issue 10, defect 10: the payer's own name was masked in the order items while the
+    premiums page showed it, and two members masked alike (刘*) could not be told apart."""
+    family = make_household(
+        session,
+        [
+            Member(date(1975, 3, 9), name="刘强"),
+            Member(date(1948, 5, 1), name="刘刚"),
+            Member(date(2010, 7, 7), name="刘洋"),
+        ],
+    )
+    account = make_account(session, family)
+    order = make_order(session, family)
+    headers = {"Authorization": f"Bearer {token_for(app, account)}"}
+
+    items = client.get(f"/api/v1/payments/{order.out_trade_no}", headers=headers).json["items"]
+    page = client.get(f"/api/v1/households/{family.id}/premiums?year=2020", headers=headers)
+
+    shown = {(i["name"], i["birth_year"], i["is_self"]) for i in items}
+    assert shown == {("刘强", 1975, True), ("刘*", 1948, False), ("刘*", 2010, False)}
+    members = {(m["name"], m["birth_year"], m["is_self"]) for m in page.json["members"]}
+    assert members == shown  # the same names, as the premiums page shows them
 
 
 def test_order_input_is_checked_before_anything_happens(app, client, session, family) -> None:

@@ -264,6 +264,35 @@ def test_household_wide_medical_and_one_open_order(shop, sandbox, today) -> None
     assert r.status_code == 409
 
 
+def test_a_refused_request_leaves_the_open_order_and_the_same_request_gets_it_back(
+    shop, sandbox, today
+) -> None:
+    """Issue 10, defect 1: a request for nothing owed used to close the family's open order
+    first (`superseded`), so paying it gave ORDERCLOSED. Now nothing changes unless a new order
+    is made, and asking again for exactly the open order answers with that order."""
+    family = _family(shop.app, FAMILY)
+    medical = _order(shop, family, key="m", insurances=("medical",)).json()
+    _pay(sandbox, "wechat", medical["out_trade_no"])
+    _wait(lambda: _get(shop, family, medical["out_trade_no"])["status"] == "paid")
+
+    pension = _order(shop, family, key="p1", insurances=("pension",))
+    assert pension.status_code == 201, pension.text
+    refused = _order(shop, family, key="m2", insurances=("medical",))
+    assert (refused.status_code, refused.json()["code"]) == (409, "nothing_owed")
+    out_trade_no = pension.json()["out_trade_no"]
+    assert _get(shop, family, out_trade_no)["status"] == "open"
+    assert _sandbox_order(sandbox, "wechat", out_trade_no)["state"] != "CLOSED"
+
+    again = _order(shop, family, key="p2", insurances=("pension",))
+    assert again.status_code == 201, again.text
+    assert again.json()["out_trade_no"] == out_trade_no
+    assert again.json()["pay_params"] == pension.json()["pay_params"]
+    assert len(requests.get(f"{sandbox.base_url}/sandbox/control/orders", timeout=10).json()) == 2
+
+    _pay(sandbox, "wechat", out_trade_no)
+    _wait(lambda: _get(shop, family, out_trade_no)["status"] == "paid")
+
+
 def test_nothing_owed_and_collection_closed_refused_before_the_gateway(
     shop, sandbox, today
 ) -> None:
@@ -336,7 +365,8 @@ def test_payment_after_close_is_refunded_automatically(shop, sandbox, today) -> 
     family = _family(shop.app, FAMILY, channel="alipay")
     first = _order(shop, family, key="qr-1", channel="alipay", scene="qr").json()
     assert set(first["pay_params"]) == {"qr_code"}
-    second = _order(shop, family, key="qr-2", channel="alipay", scene="qr").json()
+    # Another scene (the same request would be answered with the open QR order itself).
+    second = _order(shop, family, key="qr-2", channel="alipay", scene="wap").json()
     assert _get(shop, family, first["out_trade_no"])["status"] == "closed"
 
     _pay(sandbox, "alipay", first["out_trade_no"])

@@ -320,3 +320,44 @@ def test_a_concurrent_payment_of_the_same_premium_is_retried_as_a_duplicate(
     session.expire_all()
     assert session.get(PaymentOrder, order.id).status == OrderStatus.DUPLICATE
     assert _count(session, Contribution, status="paid") == 4
+
+
+def test_with_app_today_pinned_the_log_and_refund_numbers_carry_the_pinned_date(
+    app, client, session, settings, family
+) -> None:
+    """Issue 10, defect 10: orders carried the pinned date but the callback log's received_at
+    and refund numbers the real one, so filtering the log by the demo's date found nothing."""
+    from api.auth.models import StaffAccount
+    from api.auth.tokens import issue_token
+    from api.clock import BEIJING
+    from api.payments.refunds import request_refund
+
+    saved = app.config.get("APP_TODAY", "")
+    app.config["APP_TODAY"] = "2019-11-05"
+    try:
+        order = make_order(session, family, items=_items(family))
+        body = wechat_v2_payment(
+            settings, out_trade_no=order.out_trade_no, amount_fen=order.amount_fen
+        )
+        assert client.post(WECHAT, data=body, content_type="text/xml").data == proto.SUCCESS_XML
+        [row] = _log(session)
+        assert row.received_at.astimezone(BEIJING).date() == date(2019, 11, 5)
+        staff = StaffAccount(
+            username="fin-pin", display_name="财务", password_hash="x", role="finance"
+        )
+        session.add(staff)
+        session.flush()
+        token = issue_token(secret_key=settings.SECRET_KEY, kind="staff", account_id=staff.id)
+        found = client.get(
+            "/api/v1/finance/notifications?date_from=2019-11-05&date_to=2019-11-05",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert found.status_code == 200, found.json
+        assert [n["id"] for n in found.json] == [row.id]
+
+        refund = request_refund(
+            session, order=order, items=[order.items[0]], reason="duplicate", actor="test"
+        )
+        assert refund.out_refund_no.startswith("SSR20191105")
+    finally:
+        app.config["APP_TODAY"] = saved

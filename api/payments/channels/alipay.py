@@ -382,7 +382,12 @@ class AlipayChannel:
     # Notifications --------------------------------------------------------------------------
 
     def parse_notification(
-        self, headers: Mapping[str, str], body: bytes, path: str
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        path: str,
+        *,
+        received_at: datetime | None = None,
     ) -> VerifiedNotification:
         """A form-POST notification (§5.5): verify, check app_id and seller_id, interpret
         trade_status. Refund results arrive here too (trade_status TRADE_SUCCESS for a

@@ -212,8 +212,16 @@ class PaymentChannel(Protocol):
         ...
 
     def parse_notification(
-        self, headers: Mapping[str, str], body: bytes, path: str
-    ) -> VerifiedNotification: ...
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        path: str,
+        *,
+        received_at: datetime | None = None,
+    ) -> VerifiedNotification:
+        """Verify and read one notification. `received_at` (default: now) is when it reached
+        us: a stored one read again later (`notify.sweep_unfinished`) is judged as of then."""
+        ...
 
     def success_reply(self) -> Reply: ...
 

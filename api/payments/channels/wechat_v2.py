@@ -337,7 +337,12 @@ class WeChatV2Channel:
     # Notifications --------------------------------------------------------------------------
 
     def parse_notification(
-        self, headers: Mapping[str, str], body: bytes, path: str
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        path: str,
+        *,
+        received_at: datetime | None = None,
     ) -> VerifiedNotification:
         """A payment notification (signed) or a refund notification (encrypted `req_info`).
 

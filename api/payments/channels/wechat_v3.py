@@ -22,7 +22,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -364,7 +364,9 @@ class WeChatV3Channel:
 
     # Callbacks ------------------------------------------------------------------------------
 
-    def verify_callback(self, headers: Mapping[str, str], body: bytes) -> None:
+    def verify_callback(
+        self, headers: Mapping[str, str], body: bytes, *, received_at: datetime | None = None
+    ) -> None:
         """Signature over the RAW body bytes with the WeChat Pay public key (§2.3).
 
         Message: `timestamp\\nnonce\\nbody\\n`. Probe callbacks with deliberately wrong
@@ -382,7 +384,8 @@ class WeChatV3Channel:
             raise NotificationRejected("unknown_serial", h.get("wechatpay-serial") or "")
         if not (timestamp.isascii() and timestamp.isdigit()):
             raise NotificationRejected("malformed", "Wechatpay-Timestamp is not a number")
-        if abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
+        at = received_at.timestamp() if received_at is not None else time.time()
+        if abs(at - int(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
             raise NotificationRejected("stale_timestamp", timestamp)
         try:
             raw_signature = base64.b64decode(signature, validate=True)
@@ -413,11 +416,16 @@ class WeChatV3Channel:
         return data
 
     def parse_notification(
-        self, headers: Mapping[str, str], body: bytes, path: str
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        path: str,
+        *,
+        received_at: datetime | None = None,
     ) -> VerifiedNotification:
         """Verify, decrypt and read a v3 callback; payment and refund are told apart by
         `event_type`, so both notify URLs may point here."""
-        self.verify_callback(headers, body)
+        self.verify_callback(headers, body, received_at=received_at)
         try:
             envelope = json.loads(body)
         except ValueError as exc:

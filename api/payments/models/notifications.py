@@ -2,8 +2,10 @@
 
 The raw part (channel, path, body, headers, remote address, time) is written once in its own
 committed transaction, so even a notification whose processing later fails is on record; the
-outcome columns are filled exactly once afterwards (a conditional update from `received`), and
-nothing ever deletes a row. Finance reconciles against this table (DESIGN.md "Data").
+outcome columns are filled exactly once afterwards (a conditional update from `received`; a
+row the worker's sweep finds to repeat a later, applied row then says `superseded`), and
+nothing ever deletes a row. No row stays `received`: the payments worker ends those left past
+a few minutes (`notify.sweep_unfinished`). Finance reconciles against this table (DESIGN.md "Data").
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ class NotificationOutcome(StrEnum):
     DUPLICATE = "duplicate"  # a repeat of something already applied: nothing changed
     REJECTED = "rejected"  # forged, mismatched, unknown or unparseable: nothing changed
     IGNORED = "ignored"  # genuine but nothing to do (pending status, close of a paid order)
+    # left unfinished (the database dropped), then found by the sweep to repeat a later row
+    # that applied it; `detail` names that row (`#<id>`)
+    SUPERSEDED = "superseded"
 
 
 class ChannelNotification(Base):

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from api.clock import BEIJING
+from api.documents.cells import csv_row, xlsx_row
 from api.payments.outbox.models import OutboxMessage
 from api.payments.outbox.record import REVERSED
 
@@ -107,7 +108,7 @@ def to_csv(messages: Sequence[OutboxMessage]) -> bytes:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(HEADERS)
     # ID numbers and order numbers are text: written as is (never as numbers).
-    writer.writerows(rows(messages))
+    writer.writerows(csv_row(row) for row in rows(messages))
     return buffer.getvalue().encode("utf-8-sig")
 
 
@@ -121,7 +122,7 @@ def to_xlsx(messages: Sequence[OutboxMessage], *, title: str) -> bytes:
     sheet.append(HEADERS)
     for row in rows(messages):
         # Amounts as exact decimals so the bureau can sum them (Decimal from text, no float).
-        sheet.append([Decimal(v) if i in AMOUNT_COLUMNS else v for i, v in enumerate(row)])
+        sheet.append(xlsx_row(Decimal(v) if i in AMOUNT_COLUMNS else v for i, v in enumerate(row)))
     for column in sheet.iter_cols(min_row=2):
         for cell in column:
             if isinstance(cell.value, str):

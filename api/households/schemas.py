@@ -97,6 +97,25 @@ class HouseholdListSchema(Schema):
 # Quotes (shared by the stateless quote and the household premiums) --------------------------
 
 
+class BirthYearSchema(Schema):
+    year = ma.fields.Integer(required=True, metadata={"description": "出生年度"})
+    payable_online = ma.fields.Boolean(
+        required=True,
+        metadata={"description": "是否可在线缴纳（该年度政策已发布）；否则请到医保经办窗口缴纳"},
+    )
+    owed_fen = ma.fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "出生年度个人应缴（分）；窗口缴纳时为空"},
+    )
+    # Strings (YYYY-MM-DD), not Date: quote bodies are sent pre-dumped (routes.as_dumped).
+    benefit_start = ma.fields.String(
+        required=True, metadata={"description": "待遇开始日期（YYYY-MM-DD）", "format": "date"}
+    )
+    rule = ma.fields.String(required=True, allow_none=True)
+    message = ma.fields.String(required=True)
+
+
 class MedicalQuoteSchema(Schema):
     due = ma.fields.Boolean(required=True, metadata={"description": "是否应参加居民医疗保险"})
     owed_fen = ma.fields.Integer(required=True, metadata={"description": "个人应缴（分）"})
@@ -107,6 +126,18 @@ class MedicalQuoteSchema(Schema):
     late = ma.fields.Boolean(metadata={"description": "是否逾期缴费（按全额含各级财政补助）"})
     rule = ma.fields.String(required=True, metadata={"description": "适用规则代码"})
     rule_label = ma.fields.String(metadata={"description": "适用规则说明"})
+    benefit_start = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "按当日缴费的待遇开始日期（YYYY-MM-DD；新生儿90日内参保自出生之日起）",
+            "format": "date",
+        },
+    )
+    birth_year = ma.fields.Nested(
+        BirthYearSchema,
+        allow_none=True,
+        metadata={"description": "新生儿90日跨年度时，出生当年另需缴纳的保费"},
+    )
     status = ma.fields.String(
         metadata={"description": "缴费状态：unpaid | paid | government | not_due"}
     )

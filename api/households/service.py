@@ -189,6 +189,11 @@ def load_household(session: Session, household_id: int) -> Household:
     return household
 
 
+def person_household_id(session: Session, *, person_id: int) -> int | None:
+    """The household of a registered person, or None when no such person exists."""
+    return session.scalar(select(Person.household_id).where(Person.id == person_id))
+
+
 def bound_person_id(session: Session, *, account_id: int, household_id: int) -> int:
     """The person through whom the account is bound to the household.
 

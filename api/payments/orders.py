@@ -64,6 +64,7 @@ NOTIFY_PATHS = {
     "alipay": "/api/v1/payments/notify/alipay",
 }
 INSURANCE_NAMES = {"medical": "城乡居民医疗保险费", "pension": "城乡居民养老保险费"}
+BACKPAY_NAME = "补缴"
 ALIPAY_SCENES = ("miniprogram", "wap", "qr")
 
 
@@ -141,6 +142,7 @@ def create_order(
     expires_at = utcnow() + min(
         timedelta(minutes=settings.ORDER_TTL_MINUTES),
         pricing.price_valid_for(year=request.year, on=on, late=late, now=now),
+        *(pricing.valid_until(d.valid_until, now=now) for d in dues if d.valid_until is not None),
     )
     order = PaymentOrder(
         out_trade_no=new_out_trade_no(now=now),
@@ -151,7 +153,11 @@ def create_order(
         year=request.year,
         insurances=",".join(insurances),
         amount_fen=sum(d.amount_fen for d in dues),
-        description=_description(request.year, {d.insurance for d in dues}),
+        description=_description(
+            request.year,
+            {d.insurance for d in dues if d.kind == "premium"},
+            backpay=any(d.kind == "backpay" for d in dues),
+        ),
         status=OrderStatus.CREATED,
         late=late,
         priced_on=on.isoformat(),
@@ -165,13 +171,16 @@ def create_order(
             OrderItem(
                 person_id=d.person_id,
                 insurance=d.insurance,
-                year=request.year,
+                year=d.year,
                 amount_fen=d.amount_fen,
                 government_pays_fen=d.government_pays_fen,
                 subsidy_fen=d.subsidy_fen,
                 pension_tier=d.pension_tier,
                 late=d.late,
                 rule=d.rule[:64],
+                kind=d.kind,
+                backpay_id=d.backpay_id,
+                benefit_start=d.benefit_start,
             )
             for d in dues
         ],
@@ -230,8 +239,11 @@ def create_order(
     return order
 
 
-def _description(year: int, insurances: set[str]) -> str:
-    return f"{year}年" + "、".join(INSURANCE_NAMES[i] for i in sorted(insurances))
+def _description(year: int, insurances: set[str], *, backpay: bool = False) -> str:
+    names = [INSURANCE_NAMES[i] for i in sorted(insurances)]
+    if not names:  # back-payments alone
+        return f"城乡居民社会保险费{BACKPAY_NAME}"
+    return f"{year}年" + "、".join(names) + (f"及{BACKPAY_NAME}" if backpay else "")
 
 
 def close_open_orders(db: Database, settings: Config, *, household_id: int, actor: str) -> bool:

@@ -4,9 +4,10 @@ DOMAIN.md is the source. Medical (居民医疗): due for everyone not in employe
 the household is the unit; government-paid groups owe 0; subsidies reduce what is owed; after
 the window the payer owes the full cost including the government subsidy and benefits start 30
 days after payment; a newborn (DOMAIN.md "Newborns") pays the personal standard, never the
-late terms, covered from birth when enrolled within 90 days. Pension (居民养老): ages 16–59 on the reference date, not students, not in
-employee pension; 12 tiers; the 100 tier only for the hardship groups, paid for them by
-district finance; the subsidy is credited to the account and never reduces the payment.
+late terms, covered from birth when enrolled within 90 days. Pension (居民养老): ages 16–59
+on the reference date, not students, not in employee pension; 12 tiers; the 100 tier only
+for the hardship groups, paid for them by district finance; the subsidy is credited to the
+account and never reduces the payment.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ RULE_LABELS: dict[str, str] = {
     "medical.age_subsidy": "享受年龄段医疗缴费补助",
     "medical.late": "逾期缴费：全额缴纳（含各级政府补助），缴费满30日后享受待遇",
     "medical.newborn": "新生儿出生90日内参保：按个人标准缴费，自出生之日起享受待遇",
-    "medical.newborn_after_90_days": "新生儿出生90日后参保：按个人标准缴费，自缴费次月1日起享受待遇",
+    "medical.newborn_after_90_days": (
+        "新生儿出生90日后参保：按个人标准缴费，自缴费次月1日起享受待遇"
+    ),
     "medical.employee_insured": "已参加职工医疗保险，无需缴纳",
     "medical.deceased": "已去世，无需缴纳",
     "medical.not_born": "尚未出生，无需缴纳",

@@ -169,6 +169,9 @@ class TotalsSchema(Schema):
     government_pays_fen = ma.fields.Integer(required=True)
     subsidy_fen = ma.fields.Integer(required=True)
     unpaid_fen = ma.fields.Integer(metadata={"description": "尚未缴纳的个人应缴（分）"})
+    backpay_unpaid_fen = ma.fields.Integer(
+        metadata={"description": "已核定未缴纳的补缴合计（分），不含在 unpaid_fen 内"}
+    )
 
 
 class MemberQuoteSchema(Schema):
@@ -238,6 +241,20 @@ class PremiumsQuerySchema(Schema):
     year = ma.fields.Integer(required=True, validate=_YEAR, metadata={"description": "缴费年度"})
 
 
+class BackpayItemSchema(Schema):
+    approval_id = ma.fields.Integer(required=True)
+    person_id = ma.fields.Integer(required=True)
+    insurance = ma.fields.String(required=True, metadata={"description": "pension | medical"})
+    year = ma.fields.Integer(required=True, metadata={"description": "补缴年度"})
+    amount_fen = ma.fields.Integer(required=True, metadata={"description": "核定金额（分）"})
+    pension_tier = ma.fields.Integer(allow_none=True, required=True)
+    document_no = ma.fields.String(required=True, metadata={"description": "核定文书编号"})
+    expires_on = ma.fields.String(
+        required=True, metadata={"description": "有效期至（YYYY-MM-DD）", "format": "date"}
+    )
+    status = ma.fields.String(required=True, metadata={"description": "unpaid"})
+
+
 class HouseholdPremiumsSchema(Schema):
     household_id = ma.fields.Integer(required=True)
     year = ma.fields.Integer(required=True)
@@ -246,6 +263,15 @@ class HouseholdPremiumsSchema(Schema):
     collection_open = ma.fields.Boolean(required=True, metadata={"description": "是否在缴费期内"})
     members = ma.fields.List(ma.fields.Nested(HouseholdMemberPremiumSchema), required=True)
     totals = ma.fields.Nested(TotalsSchema, required=True)
+    backpay = ma.fields.List(
+        ma.fields.Nested(BackpayItemSchema),
+        metadata={
+            "description": (
+                "已核定、未缴纳、未过期的补缴"
+                "（POST /api/v1/payments 的 insurances 含 backpay 时缴纳）"
+            )
+        },
+    )
 
 
 class TierChoiceSchema(Schema):

@@ -138,7 +138,9 @@ def create_order(
         raise Conflict("该家庭当前没有需要缴纳的保费", code="nothing_owed")
 
     now = clock_now()
-    late = any(d.late for d in dues)
+    # Back-payments are late by nature (补缴, flagged for the tax record) but their amount
+    # never changes with the date: only the year's premiums decide how long the price holds.
+    late = any(d.late for d in dues if d.kind == "premium")
     expires_at = utcnow() + min(
         timedelta(minutes=settings.ORDER_TTL_MINUTES),
         pricing.price_valid_for(year=request.year, on=on, late=late, now=now),

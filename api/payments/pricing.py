@@ -248,7 +248,9 @@ def _backpay_dues(
             government_pays_fen=0,
             subsidy_fen=0,
             pension_tier=b.pension_tier,
-            late=False,
+            # The tax record's `late` reads "补缴/逾期: paid after the collection window":
+            # a back-payment is that by definition (the record has no other type field).
+            late=True,
             rule=backpay.RULE,
             year=b.year,
             benefit_start=date(b.year, 1, 1),

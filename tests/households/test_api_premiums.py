@@ -120,6 +120,7 @@ def test_premiums_structure_statuses_and_masking(app: Flask) -> None:
         "government_pays_fen": 26000 * 2 + 10000,
         "subsidy_fen": 3000,
         "unpaid_fen": 52000,
+        "backpay_unpaid_fen": 0,
     }
 
 

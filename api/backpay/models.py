@@ -5,8 +5,8 @@ computed or edited here. A decision covering several years is several rows shari
 document number. Persons are referenced by id only (no ID number or name is stored here).
 
 The state moves approved → paid (once: a conditional update, and `contribution_id` unique) or
-approved → withdrawn; at most one live (approved or paid) approval per person × insurance ×
-year (a partial unique index).
+approved → withdrawn, and paid → reversed when a refund reverses its contribution; at most one
+live (approved or paid) approval per person × insurance × year (a partial unique index).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ class BackpayStatus(StrEnum):
     APPROVED = "approved"  # payable until expires_on (inclusive, Beijing date)
     PAID = "paid"
     WITHDRAWN = "withdrawn"
+    REVERSED = "reversed"  # paid, then refunded (its contribution reversed): may be approved anew
 
 
 _LIVE_SQL = "status IN ('approved', 'paid')"

@@ -259,6 +259,25 @@ def claim(session: Session, *, approval_ids: Iterable[int], order_id: int, on: d
     return set(claimed)
 
 
+def contributions_reversed(session: Session, contribution_ids: Sequence[int]) -> list[int]:
+    """A refund reversed these contributions: their paid approvals become `reversed` (no
+    longer live, so the bureau may approve the year again). Returns the approval ids."""
+    if not contribution_ids:
+        return []
+    return list(
+        session.scalars(
+            update(BackpayApproval)
+            .where(
+                BackpayApproval.contribution_id.in_(list(contribution_ids)),
+                BackpayApproval.status == BackpayStatus.PAID,
+            )
+            .values(status=BackpayStatus.REVERSED)
+            .returning(BackpayApproval.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
 def link_contributions(session: Session, contributions: dict[int, int]) -> None:
     """Record which contribution paid each claimed approval (unique: paid once)."""
     for approval_id, contribution_id in contributions.items():

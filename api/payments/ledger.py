@@ -297,6 +297,9 @@ def reverse_contributions(
     )
     if not reversed_ids:
         return []
+    from api.backpay import service as backpay  # a refunded back-payment is no longer paid
+
+    backpay.contributions_reversed(session, reversed_ids)
     columns = [c for c in Contribution.__table__.columns]
     query = with_people(
         select(*columns, *_WHO).join(Person, Person.id == Contribution.person_id)

@@ -122,6 +122,12 @@ class IdempotencyHeaderSchema(ma.Schema):
 class RefundLineSchema(Schema):
     person_id = ma.fields.Integer(required=True, strict=True)
     insurance = ma.fields.String(required=True, validate=validate.OneOf(INSURANCES))
+    year = ma.fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        metadata={"description": "the item's year; default the order's (补缴 items: their own)"},
+    )
 
 
 class StaffRefundSchema(Schema):

@@ -220,3 +220,37 @@ def test_a_back_payment_withdrawn_after_ordering_is_refunded_not_booked(
     assert done["status"] in ("duplicate", "refunded")
     assert _contributions(shop.app, order["out_trade_no"]) == []
     assert [r["amount_fen"] for r in done["refunds"]] == [60000]
+
+
+def test_a_refunded_back_payment_frees_its_year_for_a_new_approval(shop, sandbox, today) -> None:
+    family = _family(shop.app, [Member(date(1967, 6, 6), pension_tier=300)])
+    person = family.person_ids[0]
+    (approval,) = _approve_pension(shop.app, person, [{"year": 2018, "amount_fen": 60000}])
+    order = _order(shop, family, key="bp-r", insurances=("pension", "backpay")).json()
+    _pay(sandbox, "wechat", order["out_trade_no"])
+    _wait(lambda: _get(shop, family, order["out_trade_no"])["status"] == "paid")
+    r = requests.post(
+        shop.url + "/api/v1/finance/refunds",
+        json={
+            "out_trade_no": order["out_trade_no"],
+            "items": [{"person_id": person, "insurance": "pension", "year": 2018}],
+            "reason": "other",
+            "note": "补缴核定有误",
+        },
+        headers={"Authorization": f"Bearer {_staff_token(shop.app)}"},
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["amount_fen"] == 60000  # the 2018 back-payment, not the 2020 premium
+    done = _wait(
+        lambda: (
+            (o := _get(shop, family, order["out_trade_no"]))["status"] == "partially_refunded" and o
+        )
+    )
+    by_year = {i["year"]: i["contribution"]["status"] for i in done["items"]}
+    assert by_year == {2018: "reversed", 2020: "paid"}
+    db = shop.app.extensions["database"]
+    with shop.app.app_context():
+        assert db.session().get(BackpayApproval, approval).status == "reversed"
+        db.session.remove()
+    _approve_pension(shop.app, person, [{"year": 2018, "amount_fen": 58000}])

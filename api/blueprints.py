@@ -20,3 +20,6 @@ def register_blueprints(api: Api) -> None:
     from api.payments.outbox.routes import blp as tax_blp
 
     api.register_blueprint(tax_blp)
+    from api.backpay.routes import blp as backpay_blp
+
+    api.register_blueprint(backpay_blp)

@@ -27,7 +27,9 @@ from api.db import get_session
 from api.errors import Forbidden, Unauthorized
 from api.households.models import Household, Village
 
-DISTRICT_WIDE_ROLES = frozenset({"finance", "department", "tax", "auditor"})
+DISTRICT_WIDE_ROLES = frozenset(
+    {"finance", "department", "tax", "auditor", "hr_bureau", "medical_bureau"}
+)
 _EXPIRED = "登录已过期，请重新登录"
 
 

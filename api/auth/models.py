@@ -12,7 +12,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import Base, UTCDateTime, utcnow
 
-STAFF_ROLES = ("agent", "town", "finance", "department", "tax", "auditor")
+STAFF_ROLES = (
+    "agent",
+    "town",
+    "finance",
+    "department",
+    "tax",
+    "auditor",
+    "hr_bureau",  # 人社局: pension back-payments (补缴)
+    "medical_bureau",  # 医保局: medical back-payments (补缴)
+)
 
 
 class ResidentAccount(Base):

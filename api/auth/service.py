@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 PASSWORD_METHOD = "scrypt"
 MIN_PASSWORD_LENGTH = 8
-DISTRICT_ROLES = ("finance", "department", "tax", "auditor")
+DISTRICT_ROLES = ("finance", "department", "tax", "auditor", "hr_bureau", "medical_bureau")
 # Checked when the username is unknown, so that a miss costs as much as a wrong password.
 _DUMMY_HASH = generate_password_hash("not-a-real-password", method=PASSWORD_METHOD)
 

@@ -5,6 +5,12 @@ both answer with the same shape: per member `age`, `medical {due, owed_fen,
 government_pays_fen, subsidy_fen, late, rule, rule_label}`, `pension {eligible, tier, owed_fen,
 government_pays_fen, subsidy_fen, rule, rule_label}`, and household `totals`. The amounts are
 the policy's (`api.policy.rules`), never computed here.
+
+Newborns (DOMAIN.md "Newborns"): `medical.benefit_start` is the cover start if paid on the
+quoted day, and `medical.birth_year` names the birth year's premium a newborn also owes when
+its 90 days cross into the year: an amount of that year's policy when its file exists
+(`payable_online`), otherwise `payable_online: false` and no amount — owed at the counter,
+never an amount invented here.
 """
 
 from __future__ import annotations
@@ -79,9 +85,58 @@ def _rule_label(rule: str) -> str:
     return rules.rule_label(rule)
 
 
-def member_body(quote: MemberQuote) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BirthYearDue:
+    """The birth year's medical premium a newborn also owes (DOMAIN.md "Newborns")."""
+
+    year: int
+    owed_fen: int | None  # None: no policy file for that year, owed at the counter
+    benefit_start: date
+    rule: str | None
+
+
+def birth_year_due(facts: PersonFacts, quote: MemberQuote, *, on: date) -> BirthYearDue | None:
+    """The birth year's premium owed beside `quote` (None when the rules name none).
+
+    Priced by the birth year's own policy file through the same rules (a newborn of that year,
+    enrolled on `on`); with no file for that year nothing is priced: the counter handles it.
+    """
+    year = quote.medical.birth_year
+    if year is None:
+        return None
+    try:
+        policy = load_policy(year)
+    except (_UnknownYear, PolicyError):
+        return BirthYearDue(year, None, facts.birth_date, None)
+    known = replace(facts, categories=facts.categories & policy.category_keys, pension_tier=None)
+    medical = rules.quote_medical(policy, known, on)
+    if not medical.due:
+        return None
+    start = medical.benefit_start or facts.birth_date
+    return BirthYearDue(year, medical.owed_fen, start, medical.rule)
+
+
+def birth_year_body(due: BirthYearDue | None) -> dict[str, Any] | None:
+    if due is None:
+        return None
+    if due.owed_fen is None:
+        message = f"新生儿出生当年（{due.year}年）的居民医疗保险费请到医保经办窗口缴纳"
+    else:
+        message = f"新生儿出生当年（{due.year}年）的居民医疗保险费需一并缴纳"
+    return {
+        "year": due.year,
+        "payable_online": due.owed_fen is not None,
+        "owed_fen": due.owed_fen,
+        "benefit_start": due.benefit_start.isoformat(),
+        "rule": due.rule,
+        "message": message,
+    }
+
+
+def member_body(quote: MemberQuote, birth_year: BirthYearDue | None = None) -> dict[str, Any]:
     # Explicit dicts, not dataclasses.asdict (which deep-copies: measurable on the hot path).
     medical, pension = quote.medical, quote.pension
+    start = medical.benefit_start
     return {
         "age": quote.age,
         "medical": {
@@ -92,6 +147,8 @@ def member_body(quote: MemberQuote) -> dict[str, Any]:
             "late": medical.late,
             "rule": medical.rule,
             "rule_label": _rule_label(medical.rule),
+            "benefit_start": start.isoformat() if start is not None else None,
+            "birth_year": birth_year_body(birth_year),
         },
         "pension": {
             "eligible": pension.eligible,
@@ -136,7 +193,10 @@ def _stored_member_quote(policy: Policy, facts: PersonFacts, on: date) -> Member
 def quote_people(policy: Policy, people: Sequence[PersonFacts], *, on: date) -> HouseholdQuote:
     quotes = [_stored_member_quote(policy, facts, on) for facts in people]
     return HouseholdQuote(
-        members=[member_body(q) for q in quotes],
+        members=[
+            member_body(q, birth_year_due(facts, q, on=on))
+            for facts, q in zip(people, quotes, strict=True)
+        ],
         totals=totals_body(quotes),
         late=rules.is_late(policy, on),
         collection_open=rules.collection_open(policy, on),
@@ -167,6 +227,7 @@ def stateless_quote(
         raise InvalidInput(errors={"json": {"year": [year_message(year)]}}) from exc
     errors: dict[str, dict[str, list[str]]] = {}
     quotes: list[MemberQuote] = []
+    births: list[BirthYearDue | None] = []
     for index, m in enumerate(members):
         problems: dict[str, list[str]] = {}
         categories = frozenset(m["categories"])
@@ -189,7 +250,9 @@ def stateless_quote(
         if problems:
             errors[str(index)] = problems
             continue
-        quotes.append(rules.quote_member(policy, facts, paid_on))
+        quote = rules.quote_member(policy, facts, paid_on)
+        quotes.append(quote)
+        births.append(birth_year_due(facts, quote, on=paid_on))
     if errors:
         raise InvalidInput(errors={"json": {"members": errors}})
     return {
@@ -201,9 +264,9 @@ def stateless_quote(
             {
                 "name": mask_name(m["name"].strip()) if m["name"].strip() else "",
                 "id_number": mask_id_number(m["id_number"]),
-                **member_body(q),
+                **member_body(q, birth),
             }
-            for m, q in zip(members, quotes, strict=True)
+            for m, q, birth in zip(members, quotes, births, strict=True)
         ],
         "totals": totals_body(quotes),
     }

@@ -111,6 +111,25 @@ class HouseholdListSchema(Schema):
 # Quotes (shared by the stateless quote and the household premiums) --------------------------
 
 
+class BirthYearSchema(Schema):
+    year = ma.fields.Integer(required=True, metadata={"description": "出生年度"})
+    payable_online = ma.fields.Boolean(
+        required=True,
+        metadata={"description": "是否可在线缴纳（该年度政策已发布）；否则请到医保经办窗口缴纳"},
+    )
+    owed_fen = ma.fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "出生年度个人应缴（分）；窗口缴纳时为空"},
+    )
+    # Strings (YYYY-MM-DD), not Date: quote bodies are sent pre-dumped (routes.as_dumped).
+    benefit_start = ma.fields.String(
+        required=True, metadata={"description": "待遇开始日期（YYYY-MM-DD）", "format": "date"}
+    )
+    rule = ma.fields.String(required=True, allow_none=True)
+    message = ma.fields.String(required=True)
+
+
 class MedicalQuoteSchema(Schema):
     due = ma.fields.Boolean(required=True, metadata={"description": "是否应参加居民医疗保险"})
     owed_fen = ma.fields.Integer(required=True, metadata={"description": "个人应缴（分）"})
@@ -121,6 +140,18 @@ class MedicalQuoteSchema(Schema):
     late = ma.fields.Boolean(metadata={"description": "是否逾期缴费（按全额含各级财政补助）"})
     rule = ma.fields.String(required=True, metadata={"description": "适用规则代码"})
     rule_label = ma.fields.String(metadata={"description": "适用规则说明"})
+    benefit_start = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "按当日缴费的待遇开始日期（YYYY-MM-DD；新生儿90日内参保自出生之日起）",
+            "format": "date",
+        },
+    )
+    birth_year = ma.fields.Nested(
+        BirthYearSchema,
+        allow_none=True,
+        metadata={"description": "新生儿90日跨年度时，出生当年另需缴纳的保费"},
+    )
     status = ma.fields.String(
         metadata={"description": "缴费状态：unpaid | paid | government | not_due"}
     )
@@ -152,6 +183,9 @@ class TotalsSchema(Schema):
     government_pays_fen = ma.fields.Integer(required=True)
     subsidy_fen = ma.fields.Integer(required=True)
     unpaid_fen = ma.fields.Integer(metadata={"description": "尚未缴纳的个人应缴（分）"})
+    backpay_unpaid_fen = ma.fields.Integer(
+        metadata={"description": "已核定未缴纳的补缴合计（分），不含在 unpaid_fen 内"}
+    )
 
 
 class MemberQuoteSchema(Schema):
@@ -221,6 +255,20 @@ class PremiumsQuerySchema(Schema):
     year = ma.fields.Integer(required=True, validate=_YEAR, metadata=YEAR_DOC)
 
 
+class BackpayItemSchema(Schema):
+    approval_id = ma.fields.Integer(required=True)
+    person_id = ma.fields.Integer(required=True)
+    insurance = ma.fields.String(required=True, metadata={"description": "pension | medical"})
+    year = ma.fields.Integer(required=True, metadata={"description": "补缴年度"})
+    amount_fen = ma.fields.Integer(required=True, metadata={"description": "核定金额（分）"})
+    pension_tier = ma.fields.Integer(allow_none=True, required=True)
+    document_no = ma.fields.String(required=True, metadata={"description": "核定文书编号"})
+    expires_on = ma.fields.String(
+        required=True, metadata={"description": "有效期至（YYYY-MM-DD）", "format": "date"}
+    )
+    status = ma.fields.String(required=True, metadata={"description": "unpaid"})
+
+
 class HouseholdPremiumsSchema(Schema):
     household_id = ma.fields.Integer(required=True)
     year = ma.fields.Integer(required=True)
@@ -229,6 +277,15 @@ class HouseholdPremiumsSchema(Schema):
     collection_open = ma.fields.Boolean(required=True, metadata={"description": "是否在缴费期内"})
     members = ma.fields.List(ma.fields.Nested(HouseholdMemberPremiumSchema), required=True)
     totals = ma.fields.Nested(TotalsSchema, required=True)
+    backpay = ma.fields.List(
+        ma.fields.Nested(BackpayItemSchema),
+        metadata={
+            "description": (
+                "已核定、未缴纳、未过期的补缴"
+                "（POST /api/v1/payments 的 insurances 含 backpay 时缴纳）"
+            )
+        },
+    )
 
 
 class TierChoiceSchema(Schema):

@@ -226,6 +226,9 @@ def death_dates(session: Session, *, person_ids: Sequence[int]) -> dict[int, dat
         select(Person.id, Person.deceased_on).where(Person.id.in_(list(person_ids)))
     ).all()
     return {person_id: died for person_id, died in rows}
+def person_household_id(session: Session, *, person_id: int) -> int | None:
+    """The household of a registered person, or None when no such person exists."""
+    return session.scalar(select(Person.household_id).where(Person.id == person_id))
 
 
 def bound_person_id(session: Session, *, account_id: int, household_id: int) -> int:
@@ -491,6 +494,7 @@ def household_premiums(
         for insurance in ("medical", "pension")
         if m[insurance]["status"] == "unpaid"
     )
+    backpays = _backpay_items(session, [p.id for p in people], today)
     return {
         "household_id": household_id,
         "year": year,
@@ -498,8 +502,34 @@ def household_premiums(
         "late": quote.late,
         "collection_open": quote.collection_open,
         "members": members,
-        "totals": {**quote.totals, "unpaid_fen": unpaid},
+        "totals": {
+            **quote.totals,
+            "unpaid_fen": unpaid,
+            "backpay_unpaid_fen": sum(b["amount_fen"] for b in backpays),
+        },
+        "backpay": backpays,
     }
+
+
+def _backpay_items(session: Session, person_ids: list[int], today: date) -> list[dict[str, Any]]:
+    """The members' approved, unpaid, unexpired back-payments (补缴), payable online with
+    "backpay" among an order's insurances. Kept out of `unpaid_fen` (the year's premiums)."""
+    from api.backpay import service as backpay  # backpay uses this module's services
+
+    return [
+        {
+            "approval_id": b.approval_id,
+            "person_id": b.person_id,
+            "insurance": b.insurance,
+            "year": b.year,
+            "amount_fen": b.amount_fen,
+            "pension_tier": b.pension_tier,
+            "document_no": b.document_no,
+            "expires_on": b.expires_on.isoformat(),
+            "status": "unpaid",
+        }
+        for b in backpay.payable(session, person_ids=person_ids, on=today)
+    ]
 
 
 def _member_body(

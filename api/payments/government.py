@@ -77,6 +77,7 @@ class GovernmentItem:
     household_no: str
     village_code: str
     town_code: str
+    benefit_start: date | None = None  # None: with the year (coverage_start)
 
 
 @dataclass
@@ -219,10 +220,19 @@ def government_items(
                 household_no=household.household_no,
                 village_code=household.village.code,
                 town_code=household.village.town.code,
+                benefit_start=_newborn_cover(policy, person.birth_date, insurance),
             )
             for insurance, pays, subsidy, tier in found
         )
     return items
+
+
+def _newborn_cover(policy: Policy, birth_date: date, insurance: str) -> date | None:
+    """A government-paid newborn (DOMAIN.md "Newborns") is covered from birth — never from
+    before it — whenever the department's batch runs; everyone else with the year."""
+    if insurance != "medical" or birth_date < policy.medical.newborn.born_on_or_after:
+        return None
+    return max(birth_date, policy.coverage_start)
 
 
 def book_government(
@@ -250,7 +260,7 @@ def book_government(
             "channel_transaction_id": None,
             "paid_at": paid_at,
             "late": False,
-            "benefit_start": policy.coverage_start,
+            "benefit_start": item.benefit_start or policy.coverage_start,
             "status": ContributionStatus.PAID.value,
             "created_at": now,
         }
@@ -284,7 +294,7 @@ def book_government(
                 out_trade_no=None,
                 paid_at=paid_at,
                 late=False,
-                benefit_start=policy.coverage_start,
+                benefit_start=item.benefit_start or policy.coverage_start,
             ),
         )
     return ids

@@ -45,6 +45,9 @@ class ItemRow:
     household_no: str
     village_code: str
     town_code: str
+    birth_date: date
+    kind: str
+    backpay_id: int | None
 
 
 _WHO = (Person.id_number, Person.name, Household.household_no, Village.code, Town.code)
@@ -73,6 +76,9 @@ ITEM_COLUMNS = (
     OrderItem.pension_tier,
     OrderItem.late,
     *_WHO,
+    Person.birth_date,
+    OrderItem.kind,
+    OrderItem.backpay_id,
 )
 
 _ORDER_ITEMS = (
@@ -134,7 +140,7 @@ def book_contributions(
     """
     if not items:
         return []
-    from api.payments.pricing import benefit_start  # pricing uses this module too
+    from api.payments.pricing import item_benefit_start  # pricing uses this module too
 
     day = paid_on(paid_at)
     now = utcnow()
@@ -155,8 +161,15 @@ def book_contributions(
             "channel_transaction_id": transaction_id,
             "paid_at": paid_at,
             "late": item.late,
-            "benefit_start": benefit_start(year=item.year, insurance=item.insurance, paid_on=day),
+            "benefit_start": item_benefit_start(
+                year=item.year,
+                insurance=item.insurance,
+                kind=item.kind,
+                birth_date=item.birth_date,
+                paid_on=day,
+            ),
             "status": ContributionStatus.PAID.value,
+            "kind": item.kind,
             "created_at": now,
         }
         for item in items
@@ -202,6 +215,7 @@ _PER_ITEM = (
     "order_item_id",
     "late",
     "benefit_start",
+    "kind",
 )
 _PER_ORDER = (
     "household_id",
@@ -283,6 +297,9 @@ def reverse_contributions(
     )
     if not reversed_ids:
         return []
+    from api.backpay import service as backpay  # a refunded back-payment is no longer paid
+
+    backpay.contributions_reversed(session, reversed_ids)
     columns = [c for c in Contribution.__table__.columns]
     query = with_people(
         select(*columns, *_WHO).join(Person, Person.id == Contribution.person_id)

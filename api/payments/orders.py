@@ -67,6 +67,7 @@ NOTIFY_PATHS = {
     "alipay": "/api/v1/payments/notify/alipay",
 }
 INSURANCE_NAMES = {"medical": "城乡居民医疗保险费", "pension": "城乡居民养老保险费"}
+BACKPAY_NAME = "补缴"
 ALIPAY_SCENES = ("miniprogram", "wap", "qr")
 # An open order answered again must leave the resident time to pay it.
 REUSE_MARGIN = timedelta(minutes=2)
@@ -157,10 +158,13 @@ def create_order(
         raise Conflict("该家庭当前没有需要缴纳的保费", code="nothing_owed")
 
     now = clock_now()
-    late = any(d.late for d in dues)
+    # Back-payments are late by nature (补缴, flagged for the tax record) but their amount
+    # never changes with the date: only the year's premiums decide how long the price holds.
+    late = any(d.late for d in dues if d.kind == "premium")
     expires_at = utcnow() + min(
         timedelta(minutes=settings.ORDER_TTL_MINUTES),
         pricing.price_valid_for(year=request.year, on=on, late=late, now=now),
+        *(pricing.valid_until(d.valid_until, now=now) for d in dues if d.valid_until is not None),
     )
     order = PaymentOrder(
         out_trade_no=new_out_trade_no(now=now),
@@ -171,7 +175,11 @@ def create_order(
         year=request.year,
         insurances=",".join(insurances),
         amount_fen=sum(d.amount_fen for d in dues),
-        description=_description(request.year, {d.insurance for d in dues}),
+        description=_description(
+            request.year,
+            {d.insurance for d in dues if d.kind == "premium"},
+            backpay=any(d.kind == "backpay" for d in dues),
+        ),
         status=OrderStatus.CREATED,
         late=late,
         priced_on=on.isoformat(),
@@ -185,13 +193,16 @@ def create_order(
             OrderItem(
                 person_id=d.person_id,
                 insurance=d.insurance,
-                year=request.year,
+                year=d.year,
                 amount_fen=d.amount_fen,
                 government_pays_fen=d.government_pays_fen,
                 subsidy_fen=d.subsidy_fen,
                 pension_tier=d.pension_tier,
                 late=d.late,
                 rule=d.rule[:64],
+                kind=d.kind,
+                backpay_id=d.backpay_id,
+                benefit_start=d.benefit_start,
             )
             for d in dues
         ],
@@ -266,7 +277,10 @@ def _open_order_covering(
     the same items at the same amounts, and still payable for a while. Replacing it would close
     a payable order at the channel only to open the same one again.
     """
-    wanted = sorted((d.person_id, d.insurance, d.amount_fen) for d in dues)
+    def key(x: pricing.Due | OrderItem) -> tuple[int, str, int, str, int, int]:
+        return (x.person_id, x.insurance, x.year, x.kind, x.backpay_id or 0, x.amount_fen)
+
+    wanted = sorted(key(d) for d in dues)
     candidates = session.scalars(
         select(PaymentOrder).where(
             PaymentOrder.household_id == request.household_id,
@@ -280,14 +294,17 @@ def _open_order_covering(
         )
     ).all()
     for order in candidates:
-        have = sorted((i.person_id, i.insurance, i.amount_fen) for i in order.items)
+        have = sorted(key(i) for i in order.items)
         if have == wanted and order.amount_fen == sum(d.amount_fen for d in dues):
             return order
     return None
 
 
-def _description(year: int, insurances: set[str]) -> str:
-    return f"{year}年" + "、".join(INSURANCE_NAMES[i] for i in sorted(insurances))
+def _description(year: int, insurances: set[str], *, backpay: bool = False) -> str:
+    names = [INSURANCE_NAMES[i] for i in sorted(insurances)]
+    if not names:  # back-payments alone
+        return f"城乡居民社会保险费{BACKPAY_NAME}"
+    return f"{year}年" + "、".join(names) + (f"及{BACKPAY_NAME}" if backpay else "")
 
 
 def close_open_orders(db: Database, settings: Config, *, household_id: int, actor: str) -> bool:

@@ -129,8 +129,12 @@ def request_refund(
 
 @dataclass(frozen=True)
 class RefundLine:
+    """An item to refund: person × insurance × year (None: the order's year; a back-payment or
+    a newborn's birth-year item is of an earlier year)."""
+
     person_id: int
     insurance: str
+    year: int | None = None
 
 
 def request_staff_refund(
@@ -167,7 +171,7 @@ def request_staff_refund(
         raise Conflict(f"订单状态为 {order.status}，不能退费", code="order_not_refundable")
     if not lines:
         raise InvalidInput(errors={"json": {"items": ["至少选择一项"]}})
-    by_key = {(i.person_id, i.insurance): i for i in order.items}
+    by_key = {(i.person_id, i.insurance, i.year): i for i in order.items}
     paid = dict(
         session.execute(
             select(Contribution.order_item_id, Contribution.id).where(
@@ -186,7 +190,7 @@ def request_staff_refund(
     chosen: list[OrderItem] = []
     errors: dict[str, list[str]] = {}
     for n, line in enumerate(lines):
-        item = by_key.get((line.person_id, line.insurance))
+        item = by_key.get((line.person_id, line.insurance, line.year or order.year))
         if item is None:
             errors[str(n)] = ["该订单没有这一项"]
         elif item.id in busy:

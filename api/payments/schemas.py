@@ -12,6 +12,8 @@ from api.policy import available_years
 
 INSURANCES = ("medical", "pension")
 YEAR_DOC = {"description": "缴费年度", "enum": available_years()}
+# What an order may ask for: the year's insurances and/or the approved back-payments (补缴).
+ORDER_PARTS = (*INSURANCES, "backpay")
 
 
 class CreateOrderSchema(Schema):
@@ -21,9 +23,13 @@ class CreateOrderSchema(Schema):
     )
     channel = ma.fields.String(required=True, validate=validate.OneOf(("wechat", "alipay")))
     insurances = ma.fields.List(
-        ma.fields.String(validate=validate.OneOf(INSURANCES)),
+        ma.fields.String(validate=validate.OneOf(ORDER_PARTS)),
         required=True,
-        validate=validate.Length(min=1, max=2),
+        validate=validate.Length(min=1, max=3),
+        metadata={
+            "description": "medical / pension: the year's premiums; backpay: every approved, "
+            "unpaid back-payment (补缴) of the household's members, at the approved amounts"
+        },
     )
     scene = ma.fields.String(
         load_default=None,
@@ -53,6 +59,10 @@ class OrderItemSchema(Schema):
     pension_tier = ma.fields.Integer(allow_none=True)
     late = ma.fields.Boolean()
     rule = ma.fields.String()
+    kind = ma.fields.String(metadata={"description": "premium 保费 | backpay 补缴"})
+    benefit_start = ma.fields.Date(
+        allow_none=True, metadata={"description": "待遇开始日期（按下单日计算；以缴费记录为准）"}
+    )
     contribution = ma.fields.Nested(ContributionStateSchema, allow_none=True)
 
 
@@ -118,6 +128,12 @@ class IdempotencyHeaderSchema(Schema):
 class RefundLineSchema(Schema):
     person_id = ma.fields.Integer(required=True, strict=True)
     insurance = ma.fields.String(required=True, validate=validate.OneOf(INSURANCES))
+    year = ma.fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        metadata={"description": "the item's year; default the order's (补缴 items: their own)"},
+    )
 
 
 class StaffRefundSchema(Schema):

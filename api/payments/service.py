@@ -114,6 +114,8 @@ def order_view(session: Session, order: PaymentOrder, *, account_id: int) -> dic
                 "pension_tier": i.pension_tier,
                 "late": i.late,
                 "rule": i.rule,
+                "kind": i.kind,
+                "benefit_start": i.benefit_start,
                 "contribution": _contribution(contributions.get(i.id)),
             }
             for i in items

@@ -27,10 +27,11 @@ from sqlalchemy import bindparam, literal_column, select
 from sqlalchemy.orm import Session
 
 from api.audit.service import record as audit
+from api.backpay import service as backpay
 from api.db import utcnow
 from api.households.models import Person
 from api.payments.channels import ChannelTrade
-from api.payments.ledger import ITEM_COLUMNS, ItemRow, book_contributions, with_people
+from api.payments.ledger import ITEM_COLUMNS, ItemRow, book_contributions, paid_on, with_people
 from api.payments.models import (
     Contribution,
     ContributionStatus,
@@ -103,7 +104,8 @@ def find_order(session: Session, out_trade_no: str, *, lock: bool = True) -> Ord
 _PAID_ALREADY = (
     select(Contribution.id)
     .where(
-        Contribution.year == PaymentOrder.year,
+        # The item's year: a back-payment or a newborn's birth-year item is of another year.
+        Contribution.year == OrderItem.year,
         Contribution.person_id == OrderItem.person_id,
         Contribution.insurance == OrderItem.insurance,
         # A literal, not a parameter: a partial index's predicate only matches a constant,
@@ -128,31 +130,35 @@ _FIND_WITH_ITEMS = (
 )
 
 
+PaidKey = tuple[int, str, int]  # person, insurance, year
+
+
 def find_order_with_items(
     session: Session, out_trade_no: str
-) -> tuple[OrderRow, list[ItemRow], set[tuple[int, str]]] | None:
-    """The locked order, its items, and the (person, insurance) of those already paid."""
+) -> tuple[OrderRow, list[ItemRow], set[PaidKey]] | None:
+    """The locked order, its items, and the (person, insurance, year) of those already
+    paid."""
     rows = session.connection().execute(_FIND_WITH_ITEMS, {"no": out_trade_no}).all()
     if not rows:
         return None
     width = len(_COLUMNS)
     order = OrderRow(*rows[0][:width])
     items: list[ItemRow] = []
-    already: set[tuple[int, str]] = set()
+    already: set[PaidKey] = set()
     for row in rows:
         if row[width] is None:  # an order without items (outer join)
             continue
         item = ItemRow(*row[width:-1])
         items.append(item)
         if row[-1]:
-            already.add((item.person_id, item.insurance))
+            already.add((item.person_id, item.insurance, item.year))
     return order, items, already
 
 
 def already_paid(
-    session: Session, *, year: int, keys: list[tuple[int, str]], read: set[tuple[int, str]]
-) -> set[tuple[int, str]]:
-    """Which (person, insurance) of `keys` already have a paid contribution for `year`: as
+    session: Session, *, year: int, keys: list[PaidKey], read: set[PaidKey]
+) -> set[PaidKey]:
+    """Which (person, insurance, year) of `keys` already have a paid contribution: as
     read with the locked order (`find_order_with_items`), no further query. The one place
     that decision is taken (a test stands in for it to stage a lost race)."""
     return {key for key in keys if key in read}
@@ -212,10 +218,23 @@ def apply_payment(session: Session, *, trade: ChannelTrade, channel: str, actor:
         return Applied(NotificationOutcome.APPLIED, "paid_after_close", order.id)
 
     already = already_paid(
-        session, year=order.year, keys=[(i.person_id, i.insurance) for i in items], read=already
+        session,
+        year=order.year,
+        keys=[(i.person_id, i.insurance, i.year) for i in items],
+        read=already,
     )
-    overlap = [i for i in items if (i.person_id, i.insurance) in already]
-    fresh = [i for i in items if (i.person_id, i.insurance) not in already]
+    overlap = [i for i in items if (i.person_id, i.insurance, i.year) in already]
+    fresh = [i for i in items if (i.person_id, i.insurance, i.year) not in already]
+    # Back-payments are paid once: claim each approval (conditional on approved, unexpired);
+    # one withdrawn, expired or paid by another order meanwhile is refunded like a duplicate.
+    claims = {i.backpay_id for i in fresh if i.backpay_id is not None}
+    if claims:
+        claimed = backpay.claim(
+            session, approval_ids=claims, order_id=order.id, on=paid_on(paid_at)
+        )
+        lost = [i for i in fresh if i.backpay_id is not None and i.backpay_id not in claimed]
+        overlap += lost
+        fresh = [i for i in fresh if i not in lost]
     target = OrderStatus.DUPLICATE if overlap else OrderStatus.PAID
     if not transition_order(
         session,
@@ -227,7 +246,7 @@ def apply_payment(session: Session, *, trade: ChannelTrade, channel: str, actor:
         detail={"already_paid_items": len(overlap)} if overlap else None,
     ):
         raise LostRace(order.out_trade_no)
-    book_contributions(
+    booked = book_contributions(
         session,
         order_id=order.id,
         household_id=order.household_id,
@@ -237,6 +256,15 @@ def apply_payment(session: Session, *, trade: ChannelTrade, channel: str, actor:
         paid_at=paid_at,
         source=order.channel,
     )
+    if claims:
+        backpay.link_contributions(
+            session,
+            {
+                i.backpay_id: cid
+                for i, cid in zip(fresh, booked, strict=True)
+                if i.backpay_id is not None
+            },
+        )
     if overlap:
         request_refund(
             session,

@@ -16,9 +16,11 @@ from typing import Any
 
 from api.policy.errors import PolicyError
 from api.policy.model import (
+    COVER_STARTS,
     AgeSubsidy,
     Category,
     MedicalPolicy,
+    NewbornPolicy,
     PensionPolicy,
     PensionTier,
     Phase,
@@ -218,6 +220,22 @@ def _age_subsidies(t: _Table, premium_fen: int) -> tuple[AgeSubsidy, ...]:
     return tuple(bands)
 
 
+def _newborn(t: _Table) -> NewbornPolicy:
+    """[medical.newborn]: the cover starts must be ones the rules implement."""
+    nb = t.table("newborn")
+    newborn = NewbornPolicy(
+        born_on_or_after=nb.day("born_on_or_after"),
+        enrol_within_days=nb.integer("enrol_within_days", minimum=0),
+        cover_within=nb.text("cover_within"),
+        cover_after=nb.text("cover_after"),
+    )
+    for key in ("cover_within", "cover_after"):
+        if getattr(newborn, key) not in COVER_STARTS:
+            raise PolicyError(f"{nb.name(key)}: expected one of {sorted(COVER_STARTS)}")
+    nb.done()
+    return newborn
+
+
 def _medical(root: _Table, known: frozenset[str]) -> MedicalPolicy:
     t = root.table("medical")
     premium = t.amount("premium_fen")
@@ -239,6 +257,7 @@ def _medical(root: _Table, known: frozenset[str]) -> MedicalPolicy:
         late_government_subsidy_fen=t.amount("late_government_subsidy_fen"),
         late_benefit_delay_days=t.integer("late_benefit_delay_days", minimum=0),
         late_keeps_subsidies=t.flag("late_keeps_subsidies"),
+        newborn=_newborn(t),
     )
     t.done()
     return medical
@@ -282,4 +301,6 @@ def parse_policy(data: dict[str, Any]) -> Policy:
         medical=_medical(root, known),
     )
     root.done()
+    if policy.medical.newborn.born_on_or_after > coverage_end:
+        raise PolicyError("medical.newborn.born_on_or_after: after coverage_end")
     return policy

@@ -92,6 +92,24 @@ class PensionPolicy:
         raise KeyError(tier)
 
 
+# How a newborn's cover start is found (policy data `medical.newborn.cover_*`).
+COVER_STARTS = frozenset({"date_of_birth", "first_day_of_next_month"})
+
+
+@dataclass(frozen=True)
+class NewbornPolicy:
+    """Newborns 新生儿 (DOMAIN.md "Newborns"): who counts, the enrolment days, the cover starts.
+
+    `cover_within` / `cover_after` are one of `COVER_STARTS`: the cover start of a newborn
+    enrolled within `enrol_within_days` of birth, and of one enrolled later.
+    """
+
+    born_on_or_after: date
+    enrol_within_days: int
+    cover_within: str
+    cover_after: str
+
+
 @dataclass(frozen=True)
 class MedicalPolicy:
     """Resident medical 居民医疗保险: premium, government-paid groups, subsidies, late rule."""
@@ -103,6 +121,7 @@ class MedicalPolicy:
     late_government_subsidy_fen: int
     late_benefit_delay_days: int
     late_keeps_subsidies: bool
+    newborn: NewbornPolicy
 
     @property
     def late_premium_fen(self) -> int:

@@ -3,9 +3,11 @@
 DOMAIN.md is the source. Medical (居民医疗): due for everyone not in employee medical and alive;
 the household is the unit; government-paid groups owe 0; subsidies reduce what is owed; after
 the window the payer owes the full cost including the government subsidy and benefits start 30
-days after payment. Pension (居民养老): ages 16–59 on the reference date, not students, not in
-employee pension; 12 tiers; the 100 tier only for the hardship groups, paid for them by
-district finance; the subsidy is credited to the account and never reduces the payment.
+days after payment; a newborn (DOMAIN.md "Newborns") pays the personal standard, never the
+late terms, covered from birth when enrolled within 90 days. Pension (居民养老): ages 16–59
+on the reference date, not students, not in employee pension; 12 tiers; the 100 tier only
+for the hardship groups, paid for them by district finance; the subsidy is credited to the
+account and never reduces the payment.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ RULE_LABELS: dict[str, str] = {
     "medical.subsidy": "享受医疗缴费补助",
     "medical.age_subsidy": "享受年龄段医疗缴费补助",
     "medical.late": "逾期缴费：全额缴纳（含各级政府补助），缴费满30日后享受待遇",
+    "medical.newborn": "新生儿出生90日内参保：按个人标准缴费，自出生之日起享受待遇",
+    "medical.newborn_after_90_days": (
+        "新生儿出生90日后参保：按个人标准缴费，自缴费次月1日起享受待遇"
+    ),
     "medical.employee_insured": "已参加职工医疗保险，无需缴纳",
     "medical.deceased": "已去世，无需缴纳",
     "medical.not_born": "尚未出生，无需缴纳",
@@ -72,12 +78,19 @@ class PersonFacts:
 
 @dataclass(frozen=True)
 class MedicalQuote:
+    """`late`: the payment is after the window (逾期) — for a newborn the terms are still the
+    newborn's, which `rule` names. `benefit_start`: when cover begins if paid on the quoted day
+    (None when not due). `birth_year`: a newborn whose 90 days cross into this year also owes
+    the premium of this birth year (DOMAIN.md "Newborns"); None otherwise."""
+
     due: bool
     owed_fen: int
     government_pays_fen: int
     subsidy_fen: int
     late: bool
     rule: str
+    benefit_start: date | None = None
+    birth_year: int | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +162,50 @@ def benefit_start(policy: Policy, paid_on: date) -> date:
     return policy.coverage_start
 
 
+def newborn_rule(policy: Policy, person: PersonFacts, on: date) -> str | None:
+    """`medical.newborn` (enrolled — paid — on `on`, within the days of birth, the last day
+    included), `medical.newborn_after_90_days` (later), or None for a person who is not a
+    newborn of this year (born before `medical.newborn.born_on_or_after`)."""
+    newborn = policy.medical.newborn
+    if person.birth_date < newborn.born_on_or_after:
+        return None
+    if on <= person.birth_date + timedelta(days=newborn.enrol_within_days):
+        return "medical.newborn"
+    return "medical.newborn_after_90_days"
+
+
+def _cover_start(how: str, person: PersonFacts, paid_on: date) -> date:
+    if how == "date_of_birth":
+        return person.birth_date
+    # "first_day_of_next_month" (the loader allows no other value)
+    if paid_on.month == 12:
+        return date(paid_on.year + 1, 1, 1)
+    return date(paid_on.year, paid_on.month + 1, 1)
+
+
+def medical_benefit_start(policy: Policy, person: PersonFacts, paid_on: date) -> date:
+    """When medical cover begins for `person` paying on `paid_on`: a newborn's cover start
+    (from birth within the days, else the policy's later start), otherwise `benefit_start`;
+    never before the insurance year's `coverage_start`."""
+    rule = newborn_rule(policy, person, paid_on)
+    if rule is None:
+        return benefit_start(policy, paid_on)
+    newborn = policy.medical.newborn
+    how = newborn.cover_within if rule == "medical.newborn" else newborn.cover_after
+    return max(_cover_start(how, person, paid_on), policy.coverage_start)
+
+
+def birth_year_owed(policy: Policy, person: PersonFacts, on: date) -> int | None:
+    """The birth year whose premium a newborn also owes: born before this year's cover, the
+    enrolment days reaching into it, and enrolled (on `on`) within them."""
+    if newborn_rule(policy, person, on) != "medical.newborn":
+        return None
+    days = timedelta(days=policy.medical.newborn.enrol_within_days)
+    if person.birth_date < policy.coverage_start <= person.birth_date + days:
+        return person.birth_date.year
+    return None
+
+
 def _dead(person: PersonFacts, on: date) -> bool:
     return person.deceased_on is not None and person.deceased_on <= on
 
@@ -158,9 +215,11 @@ def quote_medical(policy: Policy, person: PersonFacts, on: date) -> MedicalQuote
 
     Readings:
     - not born on `on`, deceased on or before `on`, or in employee medical: not due, owes 0;
-      a newborn is due from birth (the plan: newborns included), and one born after the window
-      pays on the late terms, since the plan states no newborn exception (the medical bureau
-      handles 新生儿缴费 outside this system).
+      a newborn is due from birth (the plan: newborns included).
+    - a newborn of this year (`newborn_rule`, DOMAIN.md "Newborns") owes the personal standard
+      on the on-time terms (its subsidies included), never the late terms, whenever it pays;
+      the rule is `medical.newborn` or `medical.newborn_after_90_days` unless a subsidy rule
+      decided the amount; `benefit_start` tells the cover (`medical_benefit_start`).
     - government-paid groups (代缴) owe 0 and the government pays the premium, late or not: the
       逾期 rule is about what a *payer* owes, and the department's batch settles these persons.
     - otherwise ONE rule applies, the most favourable (largest subsidy; ties go to category
@@ -178,18 +237,23 @@ def quote_medical(policy: Policy, person: PersonFacts, on: date) -> MedicalQuote
     if person.employee_medical:
         return MedicalQuote(False, 0, 0, 0, late, "medical.employee_insured")
 
+    start = medical_benefit_start(policy, person, on)
+    born_before = birth_year_owed(policy, person, on)
     # The government-paid groups: the department pays the individual part, late or not.
     government = sorted(person.categories & med.government_categories)
     if government:
         rule = f"medical.government:{government[0]}"
-        return MedicalQuote(True, 0, med.premium_fen, 0, late, rule)
+        return MedicalQuote(True, 0, med.premium_fen, 0, late, rule, start, born_before)
 
-    if late and not med.late_keeps_subsidies:
-        return MedicalQuote(True, med.late_premium_fen, 0, 0, True, "medical.late")
+    newborn = newborn_rule(policy, person, on)
+    terms_late = late and newborn is None  # a newborn is never on the late terms
+    if terms_late and not med.late_keeps_subsidies:
+        return MedicalQuote(True, med.late_premium_fen, 0, 0, True, "medical.late", start)
 
     # Most favourable subsidy wins; ties go to the first key in sorted order (deterministic).
-    premium = med.late_premium_fen if late else med.premium_fen
-    best_rule, best_subsidy = ("medical.late" if late else "medical.standard"), 0
+    premium = med.late_premium_fen if terms_late else med.premium_fen
+    best_rule = newborn or ("medical.late" if terms_late else "medical.standard")
+    best_subsidy = 0
     for key, amount in med.category_subsidy_fen:
         if key in person.categories and amount > best_subsidy:
             best_rule, best_subsidy = f"medical.subsidy:{key}", amount
@@ -198,7 +262,7 @@ def quote_medical(policy: Policy, person: PersonFacts, on: date) -> MedicalQuote
         if band.covers(age) and band.subsidy_fen > best_subsidy:
             best_rule, best_subsidy = f"medical.age_subsidy:{band.label}", band.subsidy_fen
     subsidy = min(best_subsidy, premium)
-    return MedicalQuote(True, premium - subsidy, 0, subsidy, late, best_rule)
+    return MedicalQuote(True, premium - subsidy, 0, subsidy, late, best_rule, start, born_before)
 
 
 def _pension_ineligible_rule(policy: Policy, person: PersonFacts, on: date) -> str | None:

@@ -97,6 +97,8 @@ def test_premiums_structure_statuses_and_masking(app: Flask) -> None:
         "late": False,
         "rule": "medical.government:dibao",
         "rule_label": "个人缴费部分由政府代缴",
+        "benefit_start": "2020-01-01",
+        "birth_year": None,
         "status": "government",
     }
     assert wife["pension"]["eligible"] is False and wife["pension"]["status"] == "not_due"
@@ -118,6 +120,7 @@ def test_premiums_structure_statuses_and_masking(app: Flask) -> None:
         "government_pays_fen": 26000 * 2 + 10000,
         "subsidy_fen": 3000,
         "unpaid_fen": 52000,
+        "backpay_unpaid_fen": 0,
     }
 
 

@@ -218,3 +218,36 @@ def test_two_batches_racing_book_once_on_postgresql(pg_committing_app: Flask) ->
             db.session.remove()
     finally:
         app.config["APP_TODAY"] = saved
+
+
+def test_a_government_paid_newborn_is_covered_from_birth(app: Flask, session: Any) -> None:
+    """DOMAIN.md "Newborns": a dibao family's baby born in March 2020 is covered from its
+    birth, not from 2020-01-01 (before it was born); the adult with the year."""
+    app.config["APP_TODAY"] = "2020-04-10"
+    household = make_household(
+        session,
+        [
+            Member(date(1990, 4, 1), categories=("dibao",), name="张低保"),
+            Member(date(2020, 3, 2), categories=("dibao",), name="张小宝"),
+        ],
+    )
+    adult, baby = (p.id for p in household.members)
+    session.commit()
+    _cli(app, "--year", "2020", "--town", household.village.town.code)
+    starts = dict(
+        session.execute(
+            select(Contribution.person_id, Contribution.benefit_start).where(
+                Contribution.insurance == "medical"
+            )
+        ).all()
+    )
+    assert starts == {adult: date(2020, 1, 1), baby: date(2020, 3, 2)}
+    records = [
+        json.loads(b)
+        for b in session.scalars(
+            select(OutboxMessage.body)
+            .join(Contribution, Contribution.id == OutboxMessage.contribution_id)
+            .where(Contribution.person_id == baby)
+        )
+    ]
+    assert [r["benefit_start"] for r in records] == ["2020-03-02"]

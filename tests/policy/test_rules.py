@@ -214,7 +214,11 @@ def test_medical_shares_add_up_to_the_policy_amount(p: PersonFacts, on: date) ->
     q = quote_member(POLICY, p, on).medical
     assert min(q.owed_fen, q.government_pays_fen, q.subsidy_fen) >= 0
     if q.due:
-        full = POLICY.medical.late_premium_fen if q.late and q.government_pays_fen == 0 else 26000
+        # A newborn is never on the late terms (DOMAIN.md "Newborns"), late or not.
+        late_terms = (
+            q.late and q.government_pays_fen == 0 and not q.rule.startswith("medical.newborn")
+        )
+        full = POLICY.medical.late_premium_fen if late_terms else 26000
         assert q.owed_fen + q.government_pays_fen + q.subsidy_fen == full
     else:
         assert q.owed_fen == q.government_pays_fen == 0

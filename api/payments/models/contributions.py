@@ -32,6 +32,9 @@ class ContributionStatus(StrEnum):
 
 
 SOURCES = ("wechat", "alipay", "agent", "counter", "government")
+# premium: the year's premium (保费); backpay: a bureau-approved back-payment (补缴) for a past
+# year (`api.backpay`), booked as a contribution of that year.
+KINDS = ("premium", "backpay")
 _PAID_SQL = "status = 'paid'"
 
 
@@ -72,6 +75,7 @@ class Contribution(Base):
     late: Mapped[bool] = mapped_column(Boolean, default=False)
     benefit_start: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(16), default=ContributionStatus.PAID)
+    kind: Mapped[str] = mapped_column(String(16), default="premium", server_default="premium")
     reversed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     reversal_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -7,7 +7,7 @@ made (the client never sends an amount). The status moves only through `api.paym
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -98,10 +99,15 @@ class PaymentOrder(Base):
 
 
 class OrderItem(Base):
-    """One premium in an order: person × insurance × year, priced by the policy rule named."""
+    """One premium in an order: person × insurance × year, priced by the policy rule named.
+
+    `kind` premium | backpay (a bureau-approved back-payment, `backpay_id` its approval, priced
+    at the approved amount); `year` may precede the order's year (a back-payment, or a
+    newborn's birth year). `benefit_start`: the cover start as priced (the contribution's is
+    fixed on the day it is paid)."""
 
     __tablename__ = "payment_order_items"
-    __table_args__ = (UniqueConstraint("order_id", "person_id", "insurance"),)
+    __table_args__ = (UniqueConstraint("order_id", "person_id", "insurance", "year", "kind"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[int] = mapped_column(
@@ -116,6 +122,11 @@ class OrderItem(Base):
     pension_tier: Mapped[int | None] = mapped_column(Integer, nullable=True)
     late: Mapped[bool] = mapped_column(Boolean, default=False)
     rule: Mapped[str] = mapped_column(String(64), default="")
+    kind: Mapped[str] = mapped_column(String(16), default="premium", server_default="premium")
+    # The approval's id (api.backpay), no foreign key: the approval refers to its
+    # contribution, and payments holds no constraint on another package's table.
+    backpay_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    benefit_start: Mapped[date | None] = mapped_column(Date, nullable=True)
 
     order: Mapped[PaymentOrder] = relationship(back_populates="items")
 

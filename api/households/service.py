@@ -226,6 +226,8 @@ def death_dates(session: Session, *, person_ids: Sequence[int]) -> dict[int, dat
         select(Person.id, Person.deceased_on).where(Person.id.in_(list(person_ids)))
     ).all()
     return {person_id: died for person_id, died in rows}
+
+
 def person_household_id(session: Session, *, person_id: int) -> int | None:
     """The household of a registered person, or None when no such person exists."""
     return session.scalar(select(Person.household_id).where(Person.id == person_id))

@@ -277,6 +277,7 @@ def _open_order_covering(
     the same items at the same amounts, and still payable for a while. Replacing it would close
     a payable order at the channel only to open the same one again.
     """
+
     def key(x: pricing.Due | OrderItem) -> tuple[int, str, int, str, int, int]:
         return (x.person_id, x.insurance, x.year, x.kind, x.backpay_id or 0, x.amount_fen)
 

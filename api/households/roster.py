@@ -27,20 +27,28 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, Text, select, type_coerce
 from sqlalchemy.orm import Session
 
 from api import clock
 from api.audit.service import record as audit
 from api.db import utcnow
-from api.households.models import Household, Person, PersonCategory, Town, Village
+from api.households.models import (
+    ID_NUMBER_INDEX,
+    Household,
+    Person,
+    PersonCategory,
+    Town,
+    Village,
+)
 from api.households.roster_files import RosterRow
 from api.households.roster_writer import BulkWriter
+from api.pii.keyring import current as pii_keyring
 from api.policy.idnumber import InvalidIdNumber, normalize_id_number
 from api.policy.model import load_policy
 
@@ -66,6 +74,7 @@ CATEGORY_LABELS = {
     "优抚对象": "youfu",
     "孤儿": "orphan",
 }
+NAME_PURPOSE = "persons.name"  # the name column's EncryptedText purpose
 _DATE_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -223,14 +232,16 @@ def _validate(
             select(Household.id, Household.village_id, Household.household_no)
         )
     }
+    # Keyed by the blind index (never decrypting the ID numbers); the name is read as stored
+    # and decrypted only for a person the roster names (`_name_of`).
     persons: dict[str, tuple[Any, ...]] = {
         r[1]: tuple(r)
         for r in conn.execute(
             select(
                 Person.id,
-                Person.id_number,
+                Person.id_number_index,
                 Person.household_id,
-                Person.name,
+                type_coerce(Person.name, Text),
                 Person.student,
                 Person.employee_pension,
                 Person.employee_medical,
@@ -250,6 +261,8 @@ def _validate(
     ):
         person_categories.setdefault(pid, {})[category] = (cid, cat_source)
 
+    keyring = pii_keyring()
+    indexes, index_of, decrypt = keyring.indexes, keyring.index, keyring.decrypt
     plan = _Plan()
     seen: dict[str, int] = {}
     errors = report.errors
@@ -294,6 +307,7 @@ def _validate(
             errors.append(RowError(line, "bad_household_no", "户号超过 32 个字符", "household_no"))
 
         id_number: str | None = None
+        existing: tuple[Any, ...] | None = None
         birth: date | None = None
         sex = ""
         raw_id = row.id_number
@@ -303,7 +317,13 @@ def _validate(
             try:
                 # A number exactly as stored was validated when it was stored: a re-import of
                 # 440k known persons skips 440k check-character computations.
-                id_number = raw_id if raw_id in persons else normalize_id_number(raw_id)
+                existing = _find(persons, indexes, raw_id)
+                if existing is not None:
+                    id_number = raw_id
+                else:
+                    id_number = normalize_id_number(raw_id)
+                    if id_number != raw_id:
+                        existing = _find(persons, indexes, id_number)
             except InvalidIdNumber as exc:
                 code = _ID_REASONS.get(exc.reason, "id_number_format")
                 errors.append(RowError(line, code, exc.message, "id_number"))
@@ -409,7 +429,6 @@ def _validate(
                         )
                     )
 
-        existing = persons.get(id_number) if id_number is not None else None
         key = (village_id or 0, household_no)
         if existing is not None and village_id is not None and households.get(key) != existing[2]:
             errors.append(
@@ -433,6 +452,7 @@ def _validate(
                 (
                     key,
                     id_number,
+                    index_of(id_number, ID_NUMBER_INDEX),
                     name,
                     birth,
                     sex,
@@ -447,13 +467,16 @@ def _validate(
             created += 1
             continue
         pid = existing[0]
-        changed = existing[3:] != (
-            name,
-            student,
-            employee_pension,
-            employee_medical,
-            residence_permit,
-            deceased_on,
+        changed = (
+            existing[4:]
+            != (
+                student,
+                employee_pension,
+                employee_medical,
+                residence_permit,
+                deceased_on,
+            )
+            or decrypt(existing[3], NAME_PURPOSE) != name
         )
         current = person_categories.get(pid)
         if current or categories:
@@ -485,6 +508,7 @@ PERSON_COLUMNS = (
     "id",
     "household_id",
     "id_number",
+    "id_number_index",
     "name",
     "birth_date",
     "sex",
@@ -532,13 +556,13 @@ def _write(session: Session, plan: _Plan, *, source: str) -> int:
     person_ids = writer.allocate_ids(persons_t, len(plan.new_persons))
     category_rows = [(pid, c, source) for pid, c in plan.category_inserts]
     for pid, p in zip(person_ids, plan.new_persons, strict=True):
-        if p[10]:
-            category_rows.extend((pid, c, source) for c in sorted(p[10]))
+        if p[11]:
+            category_rows.extend((pid, c, source) for c in sorted(p[11]))
     writer.insert(
         persons_t,
         PERSON_COLUMNS,
         (
-            (pid, household_ids[p[0]], *p[1:10])
+            (pid, household_ids[p[0]], *p[1:11])
             for pid, p in zip(person_ids, plan.new_persons, strict=True)
         ),
         constants={"created_at": now, "updated_at": now},
@@ -549,6 +573,19 @@ def _write(session: Session, plan: _Plan, *, source: str) -> int:
     # Core writes bypass the identity map: make the session reload anything it had cached.
     session.expire_all()
     return len(plan.new_households)
+
+
+def _find(
+    persons: dict[str, tuple[Any, ...]],
+    indexes: Callable[[str, str], list[str]],
+    id_number: str,
+) -> tuple[Any, ...] | None:
+    """The stored person with this ID number: its blind index under each configured key."""
+    for value in indexes(id_number, ID_NUMBER_INDEX):
+        found = persons.get(value)
+        if found is not None:
+            return found
+    return None
 
 
 def _household_ids(conn: Connection) -> dict[tuple[int, str], int]:

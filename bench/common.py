@@ -48,6 +48,20 @@ BENCH_PII_INDEX_KEYS = "bi1:YmVuY2gtcGlpLWluZGV4LWtleS0zMi1ieXRlcy1sb24="
 os.environ.setdefault("PII_KEYS", BENCH_PII_KEYS)
 os.environ.setdefault("PII_INDEX_KEYS", BENCH_PII_INDEX_KEYS)
 
+
+def install_bench_keyring() -> None:
+    """Install the benchmark keys in this process (for rows a benchmark writes itself)."""
+    from api.pii.crypto import Keyring
+    from api.pii.keyring import install, parse_keys
+
+    install(
+        Keyring(
+            parse_keys(BENCH_PII_KEYS, "PII_KEYS"),
+            parse_keys(BENCH_PII_INDEX_KEYS, "PII_INDEX_KEYS"),
+        )
+    )
+
+
 PG_ADMIN_URL = os.environ.get(
     "TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

@@ -1,7 +1,7 @@
 """pii: residents' ID numbers and names encrypted at rest, with a blind index of the ID number
 
 Encrypts every existing row in place (persons' ID number and name, the outbox records and the
-embedded queue's bodies) in batches of 5,000 by key order, under the keyring the app was
+embedded queue's bodies) in batches of PII_MIGRATION_BATCH (default 5,000) rows by key order, under the keyring the app was
 started with (api/pii). The blind index is filled in the same pass and becomes the unique key.
 Rows already done are skipped (index set, body not JSON), so a run that was interrupted and
 rolled back, or one on a partly converted copy, is simply run again. The downgrade decrypts.
@@ -11,6 +11,7 @@ Revises: 0004_staff_login_failures
 Create Date: 2026-12-04 19:40:00.000000
 """
 
+import os
 from collections.abc import Callable
 
 from alembic import op
@@ -24,13 +25,13 @@ down_revision = '0004_staff_login_failures'
 branch_labels = None
 depends_on = None
 
-BATCH = 5_000
 _ID, _NAME, _INDEX = 'persons.id_number', 'persons.name', 'persons.id_number'
 _BODIES = (('outbox_messages', 'outbox.record'), ('queue_messages', 'outbox.record'))
 
 
 def _rows(conn: sa.Connection, sql: str, after: object) -> list[sa.Row]:
-    return list(conn.execute(sa.text(sql), {'after': after, 'n': BATCH}))
+    batch = int(os.environ.get('PII_MIGRATION_BATCH', '5000'))
+    return list(conn.execute(sa.text(sql), {'after': after, 'n': batch}))
 
 
 def _convert_bodies(conn: sa.Connection, convert: Callable[[str, str], str], todo: str) -> None:

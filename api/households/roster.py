@@ -17,6 +17,10 @@ Towns and villages must already exist (the plan's table, `district.ensure_distri
 unknown town or village is a bad row, never created on the fly, because a typo in a village
 name would otherwise open a new collecting unit (虚拟户) with no agent and no target.
 
+ID numbers and names are stored encrypted (api/pii): the preload keys persons by the ID number's
+blind index (one HMAC per row, never decrypting the table) and decrypts a stored name only for a
+person the roster names; the bulk writer encrypts through the column types' bind processors.
+
 Validation runs over every row first, in Python, in one pass, against dicts preloaded from the
 database; nothing is written unless the whole file is valid (or `skip_bad` is set). Writing
 then uses SQLAlchemy Core executemany in large batches, and UPDATEs only the rows that changed:

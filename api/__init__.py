@@ -18,6 +18,8 @@ from api.extensions.docs import register_docs_static
 from api.extensions.inputs import install_converters
 from api.extensions.smorest import Api, error_response, install_chinese_field_messages
 from api.logs import configure_logging
+from api.pii.keyring import install as install_keyring
+from api.pii.keyring import load_keyring
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     """Build the application from `config` (a `Config`, or overrides of the environment)."""
     settings = config if isinstance(config, Config) else Config.from_env(**(config or {}))
     settings.validate()
+    # Residents' ID numbers and names are encrypted at rest: no keys, no app (never plain text).
+    install_keyring(load_keyring(settings))
     app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"))
     app.config.update(settings.as_flask())
     app.config["SETTINGS"] = settings

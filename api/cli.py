@@ -16,3 +16,6 @@ def register_cli(app: Flask) -> None:
     from api.payments.cli import payments_cli
 
     app.cli.add_command(payments_cli)
+    from api.pii.cli import pii_cli
+
+    app.cli.add_command(pii_cli)

@@ -83,6 +83,10 @@ class Config:
     DATABASE_PING_AFTER_IDLE_MS: int = 500
     LOG_LEVEL: str = "INFO"
     TESTING: bool = False
+    # Keys of residents' identities at rest (api/pii, docs/pii.md): never in the database.
+    PII_KEYS: str = field(default="", repr=False)  # "k2:<base64>,k1:<base64>", current first
+    PII_INDEX_KEYS: str = field(default="", repr=False)  # blind-index keys, same format
+    PII_KEYS_FILE: str = ""  # a file of PII_KEYS=... / PII_INDEX_KEYS=... lines
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Config:

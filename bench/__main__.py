@@ -19,6 +19,7 @@ BENCHMARKS = [
     "bench.http_throughput",
     "bench.notify_throughput",
     "bench.relay",
+    "bench.pii",
 ]
 
 

@@ -41,6 +41,27 @@ from typing import Any, TypeVar
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+# Fixed benchmark keys (api/pii): the benchmarks' throw-away databases only. Exported so the
+# processes a benchmark starts (gunicorn, workers) build their apps with the same keys.
+BENCH_PII_KEYS = "b1:YmVuY2gtcGlpLWRhdGEta2V5LTMyLWJ5dGVzLWxvbmc="
+BENCH_PII_INDEX_KEYS = "bi1:YmVuY2gtcGlpLWluZGV4LWtleS0zMi1ieXRlcy1sb24="
+os.environ.setdefault("PII_KEYS", BENCH_PII_KEYS)
+os.environ.setdefault("PII_INDEX_KEYS", BENCH_PII_INDEX_KEYS)
+
+
+def install_bench_keyring() -> None:
+    """Install the benchmark keys in this process (for rows a benchmark writes itself)."""
+    from api.pii.crypto import Keyring
+    from api.pii.keyring import install, parse_keys
+
+    install(
+        Keyring(
+            parse_keys(BENCH_PII_KEYS, "PII_KEYS"),
+            parse_keys(BENCH_PII_INDEX_KEYS, "PII_INDEX_KEYS"),
+        )
+    )
+
+
 PG_ADMIN_URL = os.environ.get(
     "TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -129,7 +150,15 @@ def migrated_app(url: str) -> Any:
     from api import create_app
     from api.config import Config
 
-    app = create_app(Config.from_env({}, DATABASE_URL=url, LOG_LEVEL="WARNING"))
+    app = create_app(
+        Config.from_env(
+            {},
+            DATABASE_URL=url,
+            LOG_LEVEL="WARNING",
+            PII_KEYS=BENCH_PII_KEYS,
+            PII_INDEX_KEYS=BENCH_PII_INDEX_KEYS,
+        )
+    )
     with app.app_context():
         flask_migrate.upgrade()
     return app

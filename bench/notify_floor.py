@@ -96,9 +96,9 @@ WITH moved AS (
         (id, event, contribution_id, schema_version, body, year, insurance, town_code,
          paid_at, created_at, status, attempts, deliveries, next_attempt_at)
     SELECT b.value ->> 'id', 'contribution.paid', (b.value ->> 'contribution_id')::bigint, 1,
-           b.value::text, %(year)s, b.value ->> 'insurance', b.value ->> 'town_code',
-           %(paid_at)s, %(now)s, 'pending', 0, 0, %(now)s
-    FROM moved, json_array_elements(%(bodies)s::json) AS b
+           (%(sealed)s::text[])[b.n], %(year)s, b.value ->> 'insurance',
+           b.value ->> 'town_code', %(paid_at)s, %(now)s, 'pending', 0, 0, %(now)s
+    FROM moved, json_array_elements(%(bodies)s::json) WITH ORDINALITY AS b(value, n)
 ), logged AS (
     UPDATE channel_notifications
     SET outcome = 'applied', kind = 'payment', signature_valid = true,
@@ -118,8 +118,10 @@ def register(app: Any, database_url: str) -> None:
 
     from api.payments.channels import wechat_v2_protocol as proto
     from api.payments.channels.timefmt import COMPACT, parse_beijing
+    from api.payments.outbox.models import RECORD_PURPOSE
     from api.payments.outbox.record import ContributionEvent, build_record, encode
     from api.payments.pricing import benefit_start
+    from api.pii.keyring import current as pii_keyring
 
     url = make_url(database_url)
     conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -166,6 +168,7 @@ def register(app: Any, database_url: str) -> None:
             order_id, household_id, year = rows[0][0], rows[0][1], rows[0][2]
             day = paid_at.astimezone(_beijing()).date()
             starts = [benefit_start(year=year, insurance=r[8], paid_on=day) for r in rows]
+            ring = pii_keyring()  # the product decrypts the identity and encrypts the record
             bodies = [
                 encode(
                     build_record(
@@ -174,8 +177,8 @@ def register(app: Any, database_url: str) -> None:
                             contribution_id=r[19],
                             year=year,
                             insurance=r[8],
-                            id_number=r[14],
-                            name=r[15],
+                            id_number=ring.decrypt(r[14], "persons.id_number"),
+                            name=ring.decrypt(r[15], "persons.name"),
                             household_id=household_id,
                             household_no=r[16],
                             town_code=r[18],
@@ -220,6 +223,7 @@ def register(app: Any, database_url: str) -> None:
                     "lates": [r[13] for r in rows],
                     "starts": starts,
                     "bodies": (b"[" + b",".join(bodies) + b"]").decode("utf-8"),
+                    "sealed": [ring.encrypt(b.decode("utf-8"), RECORD_PURPOSE) for b in bodies],
                 },
                 prepare=True,
             ).fetchall()

@@ -31,6 +31,11 @@ PG_ADMIN_URL = os.environ.get(
     "TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 BACKENDS = ["sqlite", "postgresql"]
+# Fixed test keys (api/pii): never used outside the test suite.
+TEST_PII_KEYS = "t1:" + "dGVzdC1waWktZGF0YS1rZXktMzItYnl0ZXMtbG9uZyE="
+TEST_PII_INDEX_KEYS = "ti1:" + "dGVzdC1waWktaW5kZXgta2V5LTMyLWJ5dGVzLWxvbmc="
+# What a `flask --app wsgi ...` subprocess of a test needs to read the test database.
+TEST_PII_ENV = {"PII_KEYS": TEST_PII_KEYS, "PII_INDEX_KEYS": TEST_PII_INDEX_KEYS}
 
 _apps: dict[str, Flask] = {}
 
@@ -74,7 +79,7 @@ def test_config(database_url: str, **overrides: Any) -> Config:
         TESTING=True,
         SECRET_KEY="test-secret",
         LOG_LEVEL="WARNING",
-        **overrides,
+        **{"PII_KEYS": TEST_PII_KEYS, "PII_INDEX_KEYS": TEST_PII_INDEX_KEYS, **overrides},
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
+from tests.conftest import TEST_PII_ENV
+
 
 def test_health_checks_the_database(client: FlaskClient) -> None:
     response = client.get("/health")
@@ -67,7 +69,7 @@ def test_client_address_behind_a_trusted_proxy() -> None:
 
     for hops, expected in ((0, "10.0.0.1"), (1, "203.0.113.7")):
         app = create_app(
-            Config.from_env({}, DATABASE_URL="sqlite://", PROXY_HOPS=hops, TESTING=True)
+            Config.from_env(TEST_PII_ENV, DATABASE_URL="sqlite://", PROXY_HOPS=hops, TESTING=True)
         )
 
         @app.get("/whoami")

@@ -17,11 +17,15 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy.sql.elements import ColumnElement
 
 from api.db import Base, UTCDateTime, utcnow
+from api.pii.types import EncryptedText, blind_index, blind_index_type, blind_indexes
 
 INSURANCES = ("medical", "pension")
+# The blind index's purpose: every exact-match lookup of a resident by ID number uses it.
+ID_NUMBER_INDEX = "persons.id_number"
 
 
 class Town(Base):
@@ -70,14 +74,22 @@ class Household(Base):
 
 
 class Person(Base):
-    """参保人: one resident, keyed by the 18-character resident ID number."""
+    """参保人: one resident, keyed by the 18-character resident ID number.
+
+    The ID number and the name are stored encrypted (`api.pii`); `id_number_index`, the blind
+    index of the ID number, is the unique key every exact lookup uses (`id_number_lookup`).
+    Birth date and sex stay in clear: the rules read them.
+    """
 
     __tablename__ = "persons"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     household_id: Mapped[int] = mapped_column(ForeignKey("households.id"), index=True)
-    id_number: Mapped[str] = mapped_column(String(18), unique=True)
-    name: Mapped[str] = mapped_column(String(64))
+    id_number: Mapped[str] = mapped_column(EncryptedText("persons.id_number", 18))
+    id_number_index: Mapped[str] = mapped_column(
+        blind_index_type(), unique=True, info={"blind_index": ("id_number", ID_NUMBER_INDEX)}
+    )
+    name: Mapped[str] = mapped_column(EncryptedText("persons.name", 64))
     birth_date: Mapped[date] = mapped_column(Date)
     sex: Mapped[str] = mapped_column(String(1))
     student: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -95,6 +107,20 @@ class Person(Base):
     enrollments: Mapped[list[Enrollment]] = relationship(
         back_populates="person", cascade="all, delete-orphan"
     )
+
+    @classmethod
+    def id_number_is(cls, id_number: str) -> ColumnElement[bool]:
+        """The WHERE clause of an exact ID-number match: one equality (an IN of two while the
+        blind index is rebuilt under a new key) on the unique index, no decryption."""
+        values = blind_indexes(id_number, ID_NUMBER_INDEX)
+        if len(values) == 1:
+            return cls.id_number_index == values[0]
+        return cls.id_number_index.in_(values)
+
+    @validates("id_number")
+    def _index_id_number(self, _key: str, value: str) -> str:
+        self.id_number_index = blind_index(value, ID_NUMBER_INDEX)
+        return value
 
     @property
     def category_keys(self) -> frozenset[str]:

@@ -17,6 +17,10 @@ Towns and villages must already exist (the plan's table, `district.ensure_distri
 unknown town or village is a bad row, never created on the fly, because a typo in a village
 name would otherwise open a new collecting unit (虚拟户) with no agent and no target.
 
+ID numbers and names are stored encrypted (api/pii): the preload keys persons by the ID number's
+blind index (one HMAC per row, never decrypting the table) and decrypts a stored name only for a
+person the roster names; the bulk writer encrypts through the column types' bind processors.
+
 Validation runs over every row first, in Python, in one pass, against dicts preloaded from the
 database; nothing is written unless the whole file is valid (or `skip_bad` is set). Writing
 then uses SQLAlchemy Core executemany in large batches, and UPDATEs only the rows that changed:
@@ -29,21 +33,29 @@ import csv
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date
 from typing import IO, Any, cast
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, Text, select, type_coerce
 from sqlalchemy.orm import Session
 
 from api import clock
 from api.audit.service import record as audit
 from api.db import utcnow
 from api.documents.cells import csv_row
-from api.households.models import Household, Person, PersonCategory, Town, Village
+from api.households.models import (
+    ID_NUMBER_INDEX,
+    Household,
+    Person,
+    PersonCategory,
+    Town,
+    Village,
+)
 from api.households.roster_files import RosterRow
 from api.households.roster_writer import BulkWriter
+from api.pii.keyring import current as pii_keyring
 from api.policy.idnumber import InvalidIdNumber, normalize_id_number
 from api.policy.model import load_policy
 
@@ -88,6 +100,7 @@ CATEGORY_LABELS = {
     "优抚对象": "youfu",
     "孤儿": "orphan",
 }
+NAME_PURPOSE = "persons.name"  # the name column's EncryptedText purpose
 _DATE_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -297,14 +310,16 @@ def _validate(
             select(Household.id, Household.village_id, Household.household_no)
         )
     }
+    # Keyed by the blind index (never decrypting the ID numbers); the name is read as stored
+    # and decrypted only for a person the roster names (`_name_of`).
     persons: dict[str, tuple[Any, ...]] = {
         r[1]: tuple(r)
         for r in conn.execute(
             select(
                 Person.id,
-                Person.id_number,
+                Person.id_number_index,
                 Person.household_id,
-                Person.name,
+                type_coerce(Person.name, Text),
                 Person.student,
                 Person.employee_pension,
                 Person.employee_medical,
@@ -324,6 +339,8 @@ def _validate(
     ):
         person_categories.setdefault(pid, {})[category] = (cid, cat_source)
 
+    keyring = pii_keyring()
+    indexes, index_of, decrypt = keyring.indexes, keyring.index, keyring.decrypt
     plan = _Plan()
     seen: dict[str, int] = {}
     errors = report.errors
@@ -368,6 +385,7 @@ def _validate(
             errors.append(RowError(line, "bad_household_no", "户号超过 32 个字符", "household_no"))
 
         id_number: str | None = None
+        existing: tuple[Any, ...] | None = None
         birth: date | None = None
         sex = ""
         raw_id = row.id_number
@@ -377,7 +395,13 @@ def _validate(
             try:
                 # A number exactly as stored was validated when it was stored: a re-import of
                 # 440k known persons skips 440k check-character computations.
-                id_number = raw_id if raw_id in persons else normalize_id_number(raw_id)
+                existing = _find(persons, indexes, raw_id)
+                if existing is not None:
+                    id_number = raw_id
+                else:
+                    id_number = normalize_id_number(raw_id)
+                    if id_number != raw_id:
+                        existing = _find(persons, indexes, id_number)
             except InvalidIdNumber as exc:
                 code = _ID_REASONS.get(exc.reason, "id_number_format")
                 errors.append(RowError(line, code, exc.message, "id_number"))
@@ -483,7 +507,6 @@ def _validate(
                         )
                     )
 
-        existing = persons.get(id_number) if id_number is not None else None
         key = (village_id or 0, household_no)
         if existing is not None and village_id is not None and households.get(key) != existing[2]:
             errors.append(
@@ -507,6 +530,7 @@ def _validate(
                 (
                     key,
                     id_number,
+                    index_of(id_number, ID_NUMBER_INDEX),
                     name,
                     birth,
                     sex,
@@ -521,13 +545,16 @@ def _validate(
             created += 1
             continue
         pid = existing[0]
-        changed = existing[3:] != (
-            name,
-            student,
-            employee_pension,
-            employee_medical,
-            residence_permit,
-            deceased_on,
+        changed = (
+            existing[4:]
+            != (
+                student,
+                employee_pension,
+                employee_medical,
+                residence_permit,
+                deceased_on,
+            )
+            or decrypt(existing[3], NAME_PURPOSE) != name
         )
         current = person_categories.get(pid)
         if current or categories:
@@ -559,6 +586,7 @@ PERSON_COLUMNS = (
     "id",
     "household_id",
     "id_number",
+    "id_number_index",
     "name",
     "birth_date",
     "sex",
@@ -606,13 +634,13 @@ def _write(session: Session, plan: _Plan, *, source: str) -> int:
     person_ids = writer.allocate_ids(persons_t, len(plan.new_persons))
     category_rows = [(pid, c, source) for pid, c in plan.category_inserts]
     for pid, p in zip(person_ids, plan.new_persons, strict=True):
-        if p[10]:
-            category_rows.extend((pid, c, source) for c in sorted(p[10]))
+        if p[11]:
+            category_rows.extend((pid, c, source) for c in sorted(p[11]))
     writer.insert(
         persons_t,
         PERSON_COLUMNS,
         (
-            (pid, household_ids[p[0]], *p[1:10])
+            (pid, household_ids[p[0]], *p[1:11])
             for pid, p in zip(person_ids, plan.new_persons, strict=True)
         ),
         constants={"created_at": now, "updated_at": now},
@@ -623,6 +651,19 @@ def _write(session: Session, plan: _Plan, *, source: str) -> int:
     # Core writes bypass the identity map: make the session reload anything it had cached.
     session.expire_all()
     return len(plan.new_households)
+
+
+def _find(
+    persons: dict[str, tuple[Any, ...]],
+    indexes: Callable[[str, str], list[str]],
+    id_number: str,
+) -> tuple[Any, ...] | None:
+    """The stored person with this ID number: its blind index under each configured key."""
+    for value in indexes(id_number, ID_NUMBER_INDEX):
+        found = persons.get(value)
+        if found is not None:
+            return found
+    return None
 
 
 def _household_ids(conn: Connection) -> dict[tuple[int, str], int]:

@@ -149,7 +149,7 @@ def bind_household(
         session.flush()
         return BindOutcome(refusal=BindThrottled(retry_after=wait))
 
-    person = session.scalars(select(Person).where(Person.id_number == id_number)).one_or_none()
+    person = session.scalars(select(Person).where(Person.id_number_is(id_number))).one_or_none()
     # Compare even when nobody matched, so both refusals do the same work.
     stored_name = person.name if person is not None else "\x00"
     name_ok = hmac.compare_digest(stored_name.encode(), name.strip().encode())

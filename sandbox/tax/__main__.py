@@ -16,6 +16,8 @@ from typing import Any
 
 from api.config import INSTANCE_DIR, Config
 from api.payments.outbox.transports import open_subscriber, parse_queue_url
+from api.pii.keyring import install as install_keyring
+from api.pii.keyring import load_keyring
 from sandbox.tax.acks import HttpAckSink
 from sandbox.tax.consumer import TaxConsumer, reject_towns
 from sandbox.tax.store import TaxStore
@@ -58,6 +60,10 @@ def run(args: Any) -> int:
         level=logging.INFO, format="%(asctime)s tax-consumer %(levelname)s %(message)s"
     )
     target = parse_queue_url(args.queue_url, database_url=args.database_url)
+    if not args.queue_url:
+        # The embedded queue lives in the API's database, its bodies encrypted with the API's
+        # keys (api/pii): reading it takes the same keys. A broker needs none (TLS instead).
+        install_keyring(load_keyring(Config.from_env()))
     logging.info("consuming %s, booking into %s", target.describe(), args.store_url.split("?")[0])
     if args.store_url.startswith("sqlite:///"):
         os.makedirs(

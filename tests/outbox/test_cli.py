@@ -25,6 +25,7 @@ from api.audit.models import AuditEvent
 from api.config import PROJECT_ROOT
 from api.payments.outbox.export import HEADERS
 from api.payments.outbox.models import DEAD, PENDING, SENT, OutboxMessage
+from tests.conftest import TEST_PII_ENV
 from tests.outbox.conftest import Harness, closed_port
 
 
@@ -190,6 +191,7 @@ def test_relay_process_killed_with_sigkill_loses_nothing(harness: Harness) -> No
         "QUEUE_URL": harness.queue_url,
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(PROJECT_ROOT),
+        **TEST_PII_ENV,
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "wsgi", "outbox", "relay", "--batch", "1"],

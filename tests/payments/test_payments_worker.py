@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from api.payments.healing import run_worker
 from api.payments.models import PaymentOrder, Refund
-from tests.conftest import migrated_app
+from tests.conftest import TEST_PII_ENV, migrated_app
 from tests.payments.factories import Member, make_account, make_household, token_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +88,7 @@ def test_worker_command_stops_on_sigterm(sqlite_database_url: str) -> None:
         "DATABASE_URL": sqlite_database_url,
         "LOG_LEVEL": "INFO",
         "PYTHONPATH": str(ROOT),
+        **TEST_PII_ENV,
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "wsgi", "payments", "worker", "--interval", "0.2"],

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import Base, UTCDateTime, utcnow
+from api.pii.types import EncryptedText
 
 PENDING = "pending"
 SENT = "sent"
@@ -35,6 +36,9 @@ STATUSES = (PENDING, SENT, DEAD)
 
 ACK_BOOKED = "booked"
 ACK_REJECTED = "rejected"
+# One purpose for the record's ciphertext in the outbox and in the embedded queue: the relay's
+# database-queue path copies the stored bytes from one to the other in SQL (relay.py).
+RECORD_PURPOSE = "outbox.record"
 
 
 class OutboxMessage(Base):
@@ -73,7 +77,9 @@ class OutboxMessage(Base):
     schema_version: Mapped[int] = mapped_column(Integer)
     # The record as published: compact UTF-8 JSON, frozen at enqueue, so every delivery and
     # replay sends the very same bytes (and the relay neither parses nor re-serialises it).
-    body: Mapped[str] = mapped_column(Text)
+    # Stored encrypted (api.pii): it carries the resident's full ID number and name, which
+    # the tax side needs; the relay reads it decrypted and publishes it over the broker (TLS).
+    body: Mapped[str] = mapped_column(EncryptedText(RECORD_PURPOSE))
     # Copied out of the record for replay, export and listing filters.
     year: Mapped[int] = mapped_column(Integer)
     insurance: Mapped[str] = mapped_column(String(16))
@@ -133,7 +139,8 @@ class QueueMessage(Base):
     topic: Mapped[str] = mapped_column(String(128))
     message_id: Mapped[str] = mapped_column(String(36), index=True)
     headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    body: Mapped[str] = mapped_column(Text)
+    # The queue lives in the API's database: its copies of the records are encrypted too.
+    body: Mapped[str] = mapped_column(EncryptedText(RECORD_PURPOSE))
     enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     visible_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     delivery_count: Mapped[int] = mapped_column(Integer, default=0)

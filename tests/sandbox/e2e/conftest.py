@@ -31,7 +31,7 @@ from sandbox.cli.client import ControlClient
 from sandbox.scenario.roster import Household, read_roster
 from sandbox.server import SandboxServer
 from sandbox.settings import SandboxSettings
-from tests.conftest import migrated_app
+from tests.conftest import TEST_PII_ENV, migrated_app
 from tests.payments.conftest import serve, use_settings
 
 #: 24 h of WeChat retries in about 2 s; WeChat refunds settle at once.
@@ -83,6 +83,7 @@ class District:
             "APP_TODAY": TODAY.isoformat(),
             "LOG_LEVEL": "WARNING",
             "TZ": "Asia/Shanghai",
+            **TEST_PII_ENV,
         }
 
     def household(self, predicate: Callable[[Household], bool] | None = None) -> Household:

@@ -51,7 +51,8 @@ def test_wechat_resident_pays_medical_and_a_chosen_tier(district: District, caps
 def _flask(district: District) -> str:
     """`--flask`: the API's flask command with this test API's environment."""
     keep = ("DATABASE_URL", "SECRET_KEY", "PUBLIC_BASE_URL", "WECHAT_API_BASE",
-            "WECHAT_PAY_API_BASE", "ALIPAY_GATEWAY", "APP_TODAY", "TZ", "LOG_LEVEL")  # fmt: skip
+            "WECHAT_PAY_API_BASE", "ALIPAY_GATEWAY", "APP_TODAY", "TZ", "LOG_LEVEL",
+            "PII_KEYS", "PII_INDEX_KEYS")  # fmt: skip
     env = district.flask_env()
     return shlex.join(
         ["env", *(f"{k}={env[k]}" for k in keep), sys.executable, "-m", "flask", "--app", "wsgi"]

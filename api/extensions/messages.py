@@ -22,7 +22,7 @@ FIELD_MESSAGES: dict[type[ma.fields.Field], dict[str, str]] = {
     ma.fields.String: {"invalid": "应为字符串", "invalid_utf8": "不是有效的 UTF-8 字符串"},
     ma.fields.Number: {"invalid": "应为数字", "too_large": "数值过大"},
     ma.fields.Integer: {"invalid": "应为整数"},
-    ma.fields.Float: {"special": "不允许 NaN 或无穷大"},
+    ma.fields.Float: {"special": "不允许 NaN 或无穷大"},  # float ok: only its message
     ma.fields.Decimal: {"special": "不允许 NaN 或无穷大"},
     ma.fields.Boolean: {"invalid": "应为布尔值"},
     ma.fields.Date: {

@@ -73,7 +73,7 @@ def test_validators_built_with_defaults_speak_chinese() -> None:
                     "household_id": 1,
                     "year": 2020,
                     "channel": "wechat",
-                    "insurances": ["medical", "pension", "medical"],
+                    "insurances": ["medical", "pension", "backpay", "medical"],
                 }
             },
             "resident",

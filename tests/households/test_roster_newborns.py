@@ -33,7 +33,7 @@ def test_an_imported_newborn_owes_260_covered_from_birth(session: Session) -> No
     )
     report = import_roster(session, read_roster_text(text + "\n"), today=PAID_ON)
     assert report.written, report.errors
-    baby = session.scalars(select(Person).where(Person.id_number == baby_id)).one()
+    baby = session.scalars(select(Person).where(Person.id_number_is(baby_id))).one()
 
     priced = {
         d.person_id: d
@@ -64,7 +64,7 @@ def test_a_newborn_across_the_new_year_is_told_the_birth_year_is_owed_at_the_cou
     baby_id = id_number(date(2019, 12, 25), seq=13)
     text = HEADER + "\n" + row(id_number=baby_id, name="李小宝") + "\n"
     assert import_roster(session, read_roster_text(text), today=date(2020, 1, 20)).written
-    baby = session.scalars(select(Person).where(Person.id_number == baby_id)).one()
+    baby = session.scalars(select(Person).where(Person.id_number_is(baby_id))).one()
     page = quote_people(policy, [facts_of(baby, 2020, policy)], on=date(2020, 1, 20))
     medical = page.members[0]["medical"]
     assert medical["owed_fen"] == 26000 and medical["benefit_start"] == "2020-01-01"
@@ -113,7 +113,7 @@ def test_with_the_birth_years_policy_the_birth_year_is_an_item_of_that_year(
     baby_id = id_number(date(2019, 12, 25), seq=17)
     text = HEADER + "\n" + row(id_number=baby_id, name="赵小宝") + "\n"
     assert import_roster(session, read_roster_text(text), today=date(2020, 1, 20)).written
-    baby = session.scalars(select(Person).where(Person.id_number == baby_id)).one()
+    baby = session.scalars(select(Person).where(Person.id_number_is(baby_id))).one()
     policy = load_policy(2020)
     page = quote_people(policy, [facts_of(baby, 2020, policy)], on=date(2020, 1, 20))
     birth_year = page.members[0]["medical"]["birth_year"]

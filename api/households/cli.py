@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from flask.cli import AppGroup
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # roster.py needs api.policy: imported when a command runs, n
 # The demo district `make run` loads (scripts/run-local) and `demo export-roster` writes by
 # default: one scale and seed, so the exported file is the district the API is serving.
 DEMO_SCALE, DEMO_SEED = 0.005, 42
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 roster_cli = AppGroup("roster", help="Roster import.")
 demo_cli = AppGroup("demo", help="Demo district.")
@@ -155,15 +158,21 @@ def init_district_command() -> None:
     click.echo(f"新建镇街 {towns} 个，村居 {villages} 个")
 
 
+def _scale_option(help_text: str) -> Callable[[F], F]:
+    """`--scale` of the demo commands: one default ($DEMO_SCALE, what `make run` loads) so the
+    district exported is the district loaded."""
+    return click.option(
+        "--scale",
+        type=float,
+        default=DEMO_SCALE,
+        envvar="DEMO_SCALE",
+        show_default=True,
+        help=help_text,
+    )
+
+
 @demo_cli.command("load")
-@click.option(
-    "--scale",
-    type=float,
-    default=DEMO_SCALE,
-    envvar="DEMO_SCALE",
-    show_default=True,
-    help="1 = 437,854 persons. Default: $DEMO_SCALE, as `make run` loads.",
-)
+@_scale_option("1 = 437,854 persons. Default: $DEMO_SCALE, as `make run` loads.")
 @click.option("--seed", type=int, default=DEMO_SEED, show_default=True)
 @click.option("--if-empty", is_flag=True, help="Do nothing when towns already exist.")
 def demo_load_command(scale: float, seed: int, if_empty: bool) -> None:
@@ -187,14 +196,7 @@ def demo_load_command(scale: float, seed: int, if_empty: bool) -> None:
 
 @demo_cli.command("export-roster")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--scale",
-    type=float,
-    default=DEMO_SCALE,
-    envvar="DEMO_SCALE",
-    show_default=True,
-    help="Default: $DEMO_SCALE, the district `make run` loads.",
-)
+@_scale_option("Default: $DEMO_SCALE, the district `make run` loads.")
 @click.option("--seed", type=int, default=DEMO_SEED, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default=None,
               help="Default: from the file extension.")  # fmt: skip

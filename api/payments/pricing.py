@@ -154,20 +154,7 @@ def dues(
         quote = rules.quote_member(policy, facts, on)
         medical, pension = quote.medical, quote.pension
         if "medical" in insurances and medical.due and medical.owed_fen > 0:
-            result.append(
-                Due(
-                    person_id=person.id,
-                    insurance="medical",
-                    amount_fen=medical.owed_fen,
-                    government_pays_fen=medical.government_pays_fen,
-                    subsidy_fen=medical.subsidy_fen,
-                    pension_tier=None,
-                    late=medical.late,
-                    rule=medical.rule,
-                    year=year,
-                    benefit_start=medical.benefit_start,
-                )
-            )
+            result.append(_medical_due(person.id, medical, year))
         if "medical" in insurances and medical.birth_year is not None:
             birth = _birth_year_due(person.id, facts, medical.birth_year, on)
             if birth is not None:
@@ -218,6 +205,12 @@ def _birth_year_due(person_id: int, facts: PersonFacts, birth_year: int, on: dat
     medical = rules.quote_medical(policy, known, on)
     if not medical.due or medical.owed_fen <= 0:
         return None
+    return _medical_due(person_id, medical, birth_year)
+
+
+def _medical_due(person_id: int, medical: rules.MedicalQuote, year: int) -> Due:
+    """The medical item of `year` as the rules priced it (the year's own, or a newborn's
+    birth year under that year's policy)."""
     return Due(
         person_id=person_id,
         insurance="medical",
@@ -227,7 +220,7 @@ def _birth_year_due(person_id: int, facts: PersonFacts, birth_year: int, on: dat
         pension_tier=None,
         late=medical.late,
         rule=medical.rule,
-        year=birth_year,
+        year=year,
         benefit_start=medical.benefit_start,
     )
 

@@ -190,7 +190,9 @@ def test_relay_process_killed_with_sigkill_loses_nothing(harness: Harness) -> No
         "DATABASE_URL": harness.database_url,
         "QUEUE_URL": harness.queue_url,
         "LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(PROJECT_ROOT),
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])
+        ),
         **TEST_PII_ENV,
     }
     process = subprocess.Popen(

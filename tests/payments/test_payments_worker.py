@@ -87,7 +87,7 @@ def test_worker_command_stops_on_sigterm(sqlite_database_url: str) -> None:
         **os.environ,
         "DATABASE_URL": sqlite_database_url,
         "LOG_LEVEL": "INFO",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         **TEST_PII_ENV,
     }
     process = subprocess.Popen(

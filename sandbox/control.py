@@ -11,6 +11,8 @@
 - `GET /sandbox/{wechat|alipay}/notifications[?out_trade_no=]`: every attempt.
 - `POST /sandbox/control/wait-idle` `{"timeout": s}`: block until no delivery is running.
 - `GET /sandbox/control/settings`: the public settings (ids, time scale, base URL).
+- `POST /sandbox/control/payment-notify` `{"channel", "out_trade_no"}`: send a paid order's
+  notification (late, e.g. after a `drop`), with the order's faults in force.
 - `POST /sandbox/control/unknown-trade` `{"channel", "amount_fen"?}`: a paid trade the
   merchant never created (a bill fault: it shows on the bill and in the query only).
 - `GET /sandbox/control/bill/{wechat|alipay}?date=YYYY-MM-DD[&type=ALL]`: the bill file as
@@ -152,6 +154,19 @@ def settings() -> ResponseReturnValue:
             "alipay": {"app_id": s.ALIPAY_APPID, "seller_id": s.ALIPAY_SELLER_ID},
         }
     )
+
+
+@bp.post("/control/payment-notify")
+def payment_notify() -> ResponseReturnValue:
+    body = _body()
+    order = current().store.get(str(body.get("channel")), str(body.get("out_trade_no")))
+    if order is None:
+        return _problem(404, "ORDERNOTEXIST", "订单不存在")
+    try:
+        payments.notify_payment(current(), order)
+    except payments.PaymentRefused as exc:
+        return _problem(409, exc.code, exc.message)
+    return jsonify({"order": order.to_json()})
 
 
 @bp.post("/control/unknown-trade")

@@ -10,12 +10,12 @@ comes first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from api.clock import BEIJING
@@ -35,6 +35,7 @@ from api.payments.orders import apply_from_query
 
 __all__ = [
     "BillRow",
+    "ContributionFacts",
     "MalformedBill",
     "OrderFacts",
     "RefundFacts",
@@ -182,30 +183,37 @@ def refunds_between(
 
 
 @dataclass(frozen=True)
-class DayContributions:
-    """A channel's contributions of one Beijing day, for the three-way check."""
+class ContributionFacts:
+    """One contribution for the three-way check: what it was, when paid/reversed."""
 
-    paid_fen: int
-    reversed_fen: int
-    contribution_ids: Sequence[int]
+    id: int
+    out_trade_no: str | None
+    amount_fen: int
+    paid_at: datetime
+    status: str
+    reversed_at: datetime | None
 
 
-def contributions_of_day(session: Session, channel: str, day: date) -> DayContributions:
-    """Contributions paid through `channel` on `day` (channel time), and those reversed."""
+def contributions_of_day(session: Session, channel: str, day: date) -> list[ContributionFacts]:
+    """Contributions paid through `channel` on `day` or reversed on it (Beijing, channel time:
+    a contribution's paid_at is the channel's payment time)."""
     start, end = beijing_day(day)
-    base = (
-        select(Contribution.id, Contribution.amount_fen, Contribution.status)
-        .join(PaymentOrder, PaymentOrder.out_trade_no == Contribution.out_trade_no)
+    query = (
+        select(Contribution)
+        .join(PaymentOrder, PaymentOrder.id == Contribution.order_id)
         .where(
             PaymentOrder.channel == channel,
-            Contribution.paid_at >= start,
-            Contribution.paid_at < end,
+            or_(
+                and_(Contribution.paid_at >= start, Contribution.paid_at < end),
+                and_(Contribution.reversed_at >= start, Contribution.reversed_at < end),
+            ),
         )
+        .order_by(Contribution.id)
     )
-    rows = list(session.execute(base))
-    paid = sum(int(r.amount_fen) for r in rows)
-    reversed_fen = sum(int(r.amount_fen) for r in rows if r.status != "paid")
-    return DayContributions(paid, reversed_fen, [int(r.id) for r in rows])
+    return [
+        ContributionFacts(c.id, c.out_trade_no, c.amount_fen, c.paid_at, c.status, c.reversed_at)
+        for c in session.scalars(query)
+    ]
 
 
 def fetch_bill(settings: Config, channel: str, day: date) -> bytes | None:

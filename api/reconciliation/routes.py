@@ -11,7 +11,7 @@ from flask import Response, g
 
 from api.db import get_session
 from api.extensions.smorest import Blueprint
-from api.reconciliation import export, workflow
+from api.reconciliation import export, threeway, workflow
 from api.reconciliation.schemas import (
     ApproveSchema,
     AssignSchema,
@@ -23,6 +23,7 @@ from api.reconciliation.schemas import (
     ResolveSchema,
     RunQuerySchema,
     RunSchema,
+    ThreeWayQuerySchema,
 )
 
 blp = Blueprint(
@@ -178,3 +179,16 @@ def approve(body: dict[str, Any], item_id: int) -> Any:
         get_session(), item_id, approved=body["approve"], note=body["note"], actor=_actor()
     )
     return _commit_view(item)
+
+
+@blp.route("/three-way", methods=["GET"])
+@blp.login_required(kind="staff", roles=READERS)
+@blp.arguments(ThreeWayQuerySchema, location="query")
+@blp.response(200)
+def three_way(args: dict[str, Any]) -> Any:
+    """三方核对 for a Beijing date: bill net = our net = tax-acknowledged net, per channel,
+    with the records behind each difference (unresolved items, unacknowledged tax records)."""
+    return {
+        "date": args["date"].isoformat(),
+        "channels": threeway.three_way_all(get_session(), args["date"], args.get("channel")),
+    }

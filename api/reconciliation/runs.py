@@ -78,7 +78,7 @@ def bill_due(day: date, now: datetime) -> bool:
     return now >= ready
 
 
-def obtain_bill(settings: Config, channel: str, day: date) -> bytes:
+def obtain_bill(settings: Config, channel: str, day: date, *, now: datetime | None = None) -> bytes:
     """The channel's bill file for `day`; b"" for a day it has no bill for, once due.
 
     "No bill" is ambiguous (nothing happened, or not generated yet); the clock decides."""
@@ -89,7 +89,7 @@ def obtain_bill(settings: Config, channel: str, day: date) -> bytes:
             f"{channel} bill of {day}: channel unavailable ({exc}); retry later"
         ) from exc
     if data is None:
-        if not bill_due(day, clock_now()):
+        if not bill_due(day, now or clock_now()):
             raise BillNotReady(
                 f"{channel} bill of {day} is not ready yet; retry after 10:00 of the next day"
             )
@@ -182,12 +182,13 @@ def run(
     *,
     data: bytes | None = None,
     actor: str = SYSTEM,
+    now: datetime | None = None,
 ) -> RunReport:
     """Reconcile `channel`'s bill of Beijing date `day` (fetched, or `data` from a file)."""
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}")
     source = "file" if data is not None else "channel"
-    raw = data if data is not None else obtain_bill(settings, channel, day)
+    raw = data if data is not None else obtain_bill(settings, channel, day, now=now)
     fetched_at = utcnow()
     rows = parse(channel, raw)
     orders, refunds, our_paid, our_refunds = _read_ours(db, channel, day, rows)
@@ -202,7 +203,7 @@ def run(
 
     report = _store_retrying(db, channel, day, raw, source, fetched_at, rows, matched, heals, actor)
     if source == "channel":
-        recheck_with_next_day(db, settings, channel, day)
+        recheck_with_next_day(db, settings, channel, day, now=now)
     return report
 
 
@@ -429,14 +430,16 @@ def _recheck(
     return len(waiting)
 
 
-def recheck_with_next_day(db: Database, settings: Config, channel: str, day: date) -> int:
+def recheck_with_next_day(
+    db: Database, settings: Config, channel: str, day: date, *, now: datetime | None = None
+) -> int:
     """Re-check `day`'s waiting items against D+1's bill when that bill is due (best effort:
     when it cannot be had now, the D+1 run does the re-check)."""
     following = day + timedelta(days=1)
-    if not bill_due(following, clock_now()):
+    if not bill_due(following, now or clock_now()):
         return 0
     try:
-        rows = parse(channel, obtain_bill(settings, channel, following))
+        rows = parse(channel, obtain_bill(settings, channel, following, now=now))
     except ReconcileError as exc:
         log.info("next day's bill not available for the re-check", extra={"reason": str(exc)})
         return 0

@@ -258,7 +258,7 @@ def _store(
     actor: str,
 ) -> RunReport:
     start, end = books.beijing_day(day)
-    our_paid = books.paid_orders_between(session, channel, start, end)
+    our_total = books.paid_total_between(session, channel, start, end)
     our_refunds = books.refunds_between(session, channel, start, end)
     run_row = session.scalars(
         select(ReconciliationRun)
@@ -284,7 +284,7 @@ def _store(
     run_row.fetched_at = fetched_at
     run_row.bill_rows = len(rows)
     run_row.bill_total_fen, run_row.bill_refund_fen, run_row.bill_fee_fen = totals
-    run_row.our_total_fen = sum(o.amount_fen for o in our_paid)
+    run_row.our_total_fen = our_total
     run_row.our_refund_fen = sum(r.amount_fen for r in our_refunds)
     run_row.runs += 1
     run_row.started_at = fetched_at

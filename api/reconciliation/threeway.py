@@ -1,6 +1,7 @@
 """The three-way check (三方核对), per channel per Beijing day:
 
-    bill net   = the channel's bill: payments − refunds (订单金额; fees shown apart)
+    bill net   = the channel's bill: payments − refunds (订单金额; fees shown apart), less
+                 the differences finance resolved (`explained_fen`)
     our net    = contributions paid through that channel that day − those reversed that day
                  (by the channel's time: a contribution's paid_at is the channel's)
     tax net    = the part of "our net" whose tax records the tax side acknowledged (booked)
@@ -15,12 +16,17 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.payments import books
 from api.payments.outbox.service import delivery_status
-from api.reconciliation.models import ItemStatus, ReconciliationItem, ReconciliationRun
+from api.reconciliation.models import (
+    ItemStatus,
+    ReconciliationItem,
+    ReconciliationRun,
+    Resolution,
+)
 from api.reconciliation.runs import CHANNELS
 
 PAID_EVENT = "contribution.paid"
@@ -30,6 +36,25 @@ REVERSED_EVENT = "contribution.reversed"
 def _in_day(moment: Any, day: date) -> bool:
     start, end = books.beijing_day(day)
     return moment is not None and start <= moment < end
+
+
+def _items(session: Session, run: ReconciliationRun | None) -> tuple[int, int]:
+    """(unresolved items, fen explained by resolved ones). A difference finance resolved
+    (matched manually, refunded, written off, carried over) explains its bill − ours amount;
+    a healed one needs no explaining (the payment is in our books now)."""
+    if run is None:
+        return 0, 0
+    items = session.scalars(
+        select(ReconciliationItem).where(ReconciliationItem.run_id == run.id)
+    ).all()
+    unresolved = sum(1 for i in items if i.status != ItemStatus.RESOLVED)
+    explained = 0
+    for item in items:
+        if item.status != ItemStatus.RESOLVED or item.resolution == Resolution.HEALED:
+            continue
+        gap = (item.bill_amount_fen or 0) - (item.our_amount_fen or 0)
+        explained += gap if item.side == "payment" else -gap
+    return unresolved, explained
 
 
 def three_way(session: Session, day: date, channel: str) -> dict[str, Any]:
@@ -75,19 +100,8 @@ def three_way(session: Session, day: date, channel: str) -> dict[str, Any]:
     bill_net = None if run is None else run.bill_total_fen - run.bill_refund_fen
     our_net = our_paid - our_reversed
     tax_net = tax_paid - tax_reversed
-    open_items = 0
-    if run is not None:
-        open_items = int(
-            session.scalar(
-                select(func.count())
-                .select_from(ReconciliationItem)
-                .where(
-                    ReconciliationItem.run_id == run.id,
-                    ReconciliationItem.status != ItemStatus.RESOLVED,
-                )
-            )
-            or 0
-        )
+    open_items, explained = _items(session, run)
+    adjusted = None if bill_net is None else bill_net - explained
     return {
         "channel": channel,
         "date": day.isoformat(),
@@ -103,9 +117,10 @@ def three_way(session: Session, day: date, channel: str) -> dict[str, Any]:
         },
         "ours": {"paid_fen": our_paid, "reversed_fen": our_reversed, "net_fen": our_net},
         "tax": {"paid_fen": tax_paid, "reversed_fen": tax_reversed, "net_fen": tax_net},
-        "bill_minus_ours_fen": None if bill_net is None else bill_net - our_net,
+        "explained_fen": explained,
+        "bill_minus_ours_fen": None if adjusted is None else adjusted - our_net,
         "ours_minus_tax_fen": our_net - tax_net,
-        "balanced": bill_net is not None and bill_net == our_net == tax_net,
+        "balanced": adjusted is not None and adjusted == our_net == tax_net,
         "unresolved_items": open_items,
         "tax_differences": tax_differences,
     }

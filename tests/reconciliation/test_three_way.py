@@ -15,6 +15,8 @@ from tests.reconciliation.test_reconcile_race_and_recheck import wechat_shop  # 
 from tests.reconciliation.test_reconcile_sandbox import (
     PERSONS,
     _bill_day,
+    _faults,
+    _items,
     _paid_family,
     _staff_token,
     _wait,
@@ -61,6 +63,8 @@ def test_three_way_lists_what_the_stopped_tax_consumer_has_not_acknowledged(
         return found is not None
 
     _wait(reversal_queued)
+    third = _paid_family(wechat_shop, sandbox, "wechat", "c")
+    _faults(sandbox, ["bill_amount"], third)  # the bill shows it one yuan high
     day = _bill_day(sandbox, "wechat", first)
     code, run, output = reconcile(app, "--channel", "wechat", "--date", day)
     assert code == 0 and run is not None, output
@@ -68,12 +72,13 @@ def test_three_way_lists_what_the_stopped_tax_consumer_has_not_acknowledged(
     auditor = _staff_token(app, "auditor")
     check = _three_way(wechat_shop, auditor, day)
     assert check["bill"]["net_fen"] == run["bill_total_fen"] - run["bill_refund_fen"]
-    assert check["bill_minus_ours_fen"] == 0
+    assert check["bill_minus_ours_fen"] == 100 and check["unresolved_items"] == 1
     assert check["ours"]["reversed_fen"] == run["bill_refund_fen"] > 0
     assert check["tax"]["net_fen"] == 0 and check["balanced"] is False
     # Every record behind the difference: two payments and one reversal, none acknowledged.
     lagging = sorted((d["event"], d["record_status"]) for d in check["tax_differences"])
     assert lagging == [
+        ("contribution.paid", "pending"),
         ("contribution.paid", "pending"),
         ("contribution.paid", "pending"),
         ("contribution.reversed", "pending"),
@@ -90,4 +95,17 @@ def test_three_way_lists_what_the_stopped_tax_consumer_has_not_acknowledged(
         session.commit()
         db.session.remove()
     check = _three_way(wechat_shop, auditor, day)
-    assert check["tax_differences"] == [] and check["balanced"] is True
+    assert check["tax_differences"] == [] and check["ours_minus_tax_fen"] == 0
+    assert check["balanced"] is False  # the bill's extra yuan is not explained yet
+
+    # Finance resolves the amount difference; the three sides balance.
+    item = _items(app)[third]
+    done = requests.post(
+        f"{wechat_shop.url}/api/v1/finance/reconciliation/items/{item.id}/resolve",
+        json={"action": "matched_manually", "reason": "渠道账单金额有误，已联系渠道更正"},
+        headers={"Authorization": f"Bearer {finance}"}, timeout=30,
+    )  # fmt: skip
+    assert done.status_code == 200, done.text
+    check = _three_way(wechat_shop, auditor, day)
+    assert (check["explained_fen"], check["bill_minus_ours_fen"]) == (100, 0)
+    assert check["balanced"] is True

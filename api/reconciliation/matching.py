@@ -92,7 +92,7 @@ def match(
             result.bill_total_fen += row.amount_fen
             result.findings.append(_payment(channel, row, orders.get(row.out_trade_no)))
         else:
-            key = row.out_refund_no or ""
+            key = _refund_key(row)
             billed_refunds.add(key)
             result.bill_refund_fen += row.amount_fen
             owner = orders.get(row.out_trade_no)
@@ -151,6 +151,11 @@ def _payment(channel: str, row: BillRow, order: OrderFacts | None) -> Finding:
     return found(Outcome.MATCHED)
 
 
+def _refund_key(row: BillRow) -> str:
+    """A refund row's key: its out_refund_no (a row without one keys on its trade)."""
+    return row.out_refund_no or f"{row.out_trade_no[:56]}#refund"
+
+
 def _refund(
     channel: str, row: BillRow, refund: RefundFacts | None, owner: OrderFacts | None
 ) -> Finding:
@@ -158,7 +163,7 @@ def _refund(
         return Finding(
             outcome,
             "refund",
-            row.out_refund_no or "",
+            _refund_key(row),
             row.out_trade_no,
             out_refund_no=row.out_refund_no,
             bill_amount_fen=row.amount_fen,

@@ -175,9 +175,16 @@ def resolve(body: dict[str, Any], item_id: int) -> Any:
 def approve(body: dict[str, Any], item_id: int) -> Any:
     """Approve (or with `approve: false` send back) a pending refund / write_off; the maker
     may not approve their own (403 maker_checker)."""
-    item = workflow.approve(
-        get_session(), item_id, approved=body["approve"], note=body["note"], actor=_actor()
-    )
+    session = get_session()
+    try:
+        item = workflow.approve(
+            session, item_id, approved=body["approve"], note=body["note"], actor=_actor()
+        )
+    except workflow.MakerChecker:
+        session.rollback()
+        workflow.record_refusal(session, item_id, actor=_actor())
+        session.commit()
+        raise
     return _commit_view(item)
 
 

@@ -192,3 +192,9 @@ def approve(
     history(session, item, actor=actor, action=action, before=before, comment=note)
     _audit(session, item, actor, action)
     return item
+
+
+def record_refusal(session: Session, item_id: int, *, actor: str) -> None:
+    """Audit a refused self-approval (the refusal itself is worth a trail: who tried)."""
+    item = _item(session, item_id)
+    _audit(session, item, actor, "approve", outcome="refused_maker_checker")

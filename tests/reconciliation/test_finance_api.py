@@ -110,12 +110,21 @@ def test_pool_resolve_and_maker_checker(
     ]  # fmt: skip
     assert detail["history"][-1]["to_status"] == "resolved"
     actions = session.scalars(
-        select(AuditEvent.action).where(AuditEvent.subject == f"reconciliation_item:{item}")
+        select(AuditEvent.action)
+        .where(AuditEvent.subject == f"reconciliation_item:{item}")
+        .order_by(AuditEvent.id)
     ).all()
     assert list(actions) == [
         "reconciliation.item.assign", "reconciliation.item.comment",
-        "reconciliation.item.resolve", "reconciliation.item.approve",
+        "reconciliation.item.resolve", "reconciliation.item.approve",  # the maker's, refused
+        "reconciliation.item.approve",
     ]  # fmt: skip
+    refused = session.scalars(
+        select(AuditEvent.detail)
+        .where(AuditEvent.subject == f"reconciliation_item:{item}")
+        .order_by(AuditEvent.id)
+    ).all()[3]
+    assert refused["outcome"] == "refused_maker_checker"
 
 
 def test_runs_and_neutralised_exports(

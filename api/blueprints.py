@@ -23,3 +23,6 @@ def register_blueprints(api: Api) -> None:
     from api.backpay.routes import blp as backpay_blp
 
     api.register_blueprint(backpay_blp)
+    from api.reconciliation.routes import blp as reconciliation_blp
+
+    api.register_blueprint(reconciliation_blp)

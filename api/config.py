@@ -63,6 +63,10 @@ class Config:
     # A refund still `processing` this long (its notification may be lost) is queried.
     RECONCILE_REFUNDS_AFTER_MINUTES: int = 10
     REFUND_MAX_SENDS: int = 3
+    # Daily reconciliation (对账, api/reconciliation): yesterday's bills from this Beijing hour
+    # on (PROTOCOLS §6.1: fetch after 10:00), asked again this often while not ready.
+    RECONCILE_DAILY_HOUR: int = 10
+    RECONCILE_BILL_RETRY_MINUTES: int = 10
     # Throttling (api.throttle; README "Throttling"). Binds: an account's own failures lock it
     # for the window; an address's failures (shared by a village's Wi-Fi, a carrier's NAT) past
     # BIND_ADDRESS_FREE_FAILURES only pause accounts that failed themselves, growing to the cap.

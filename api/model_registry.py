@@ -6,3 +6,4 @@ from api.backpay import models as backpay_models  # noqa: F401
 from api.households import models as household_models  # noqa: F401
 from api.payments import models as payment_models  # noqa: F401
 from api.payments.outbox import models as outbox_models  # noqa: F401
+from api.reconciliation import models as reconciliation_models  # noqa: F401

@@ -20,6 +20,7 @@ BENCHMARKS = [
     "bench.notify_throughput",
     "bench.relay",
     "bench.pii",
+    "bench.reconciliation",
 ]
 
 

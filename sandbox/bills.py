@@ -6,6 +6,10 @@ rows are dated by the payment-success time, refund rows by the refund-initiation
 Alipay (§5.8): a zip holding two GBK CSVs (…业务明细.csv and …业务明细(汇总).csv) with `#`
 metadata lines around the lists, file names in GBK without the UTF-8 flag.
 
+Bill faults (`sandbox.faults`): `bill_omit` / `bill_omit_refund` leave an order's payment /
+refund rows out, `bill_amount` shows its 订单金额 100 fen higher, a global `bill_not_ready`
+answers "no bill" for every day.
+
 Leniency (documented, on purpose): the real gateways serve a day's bill only from the next
 morning; the sandbox serves any day, today included, as of the moment of the request.
 """
@@ -73,17 +77,42 @@ def _on(moment: datetime | None, day: date) -> bool:
     return moment is not None and moment.astimezone(BEIJING).date() == day
 
 
+def _faults(sandbox: Sandbox, out_trade_no: str) -> set[str]:
+    global_faults, own = sandbox.store.faults_for(out_trade_no)
+    return {f.name for f in (*global_faults, *own)}
+
+
 def _day_events(
     sandbox: Sandbox, channel: str, day: date
 ) -> tuple[list[Order], list[tuple[Order, Refund]]]:
-    """Paid orders (by payment time) and refunds (by initiation time) of a Beijing day."""
+    """Paid orders (by payment time) and refunds (by initiation time) of a Beijing day, less
+    the rows a bill fault leaves out."""
     with sandbox.store.lock:
+        if any(f.name == "bill_not_ready" for f in sandbox.store.global_faults):
+            return [], []
         orders = sandbox.store.orders_of(channel)
-        paid = [o for o in orders if o.state == PAID and _on(o.paid_at, day)]
-        refunds = [(o, r) for o in orders for r in o.refunds.values() if _on(r.created_at, day)]
+        paid = [
+            o
+            for o in orders
+            if o.state == PAID
+            and _on(o.paid_at, day)
+            and "bill_omit" not in _faults(sandbox, o.out_trade_no)
+        ]
+        refunds = [
+            (o, r)
+            for o in orders
+            for r in o.refunds.values()
+            if _on(r.created_at, day) and "bill_omit_refund" not in _faults(sandbox, o.out_trade_no)
+        ]
     paid.sort(key=lambda o: o.paid_at or o.created_at)
     refunds.sort(key=lambda pair: pair[1].created_at)
     return paid, refunds
+
+
+def _billed_fen(sandbox: Sandbox, order: Order) -> int:
+    """The 订单金额 the bill shows: the order's, or 100 fen more under `bill_amount`."""
+    extra = 100 if "bill_amount" in _faults(sandbox, order.out_trade_no) else 0
+    return order.amount_fen + extra
 
 
 # WeChat ------------------------------------------------------------------------------------------
@@ -111,19 +140,20 @@ def wechat_bill(sandbox: Sandbox, day: date, bill_type: str = "ALL") -> str | No
     else:
         lines.append(WECHAT_REFUND)
     for order in paid:
-        fee = fee_fen(order.amount_fen)
-        order_total += order.amount_fen
-        settle_total += order.amount_fen
+        billed = _billed_fen(sandbox, order)
+        fee = fee_fen(billed)
+        order_total += billed
+        settle_total += billed
         fees_total += fee
         head = _wechat_head(order, order.paid_at, "SUCCESS")
         if bill_type == "SUCCESS":
-            money = [yuan(order.amount_fen), "0.00"]
-            tail = [yuan(fee, 5), "0.60%", yuan(order.amount_fen), ""]
+            money = [yuan(billed), "0.00"]
+            tail = [yuan(fee, 5), "0.60%", yuan(billed), ""]
             lines.append(_tick([*head, *money, order.description, order.attach or "", *tail]))
         else:
-            money = [yuan(order.amount_fen), "0.00"]
+            money = [yuan(billed), "0.00"]
             no_refund = ["0", "0", "0.00", "0.00", "", ""]
-            tail = [yuan(fee, 5), "0.60%", yuan(order.amount_fen), "0.00", ""]
+            tail = [yuan(fee, 5), "0.60%", yuan(billed), "0.00", ""]
             lines.append(
                 _tick([*head, *money, *no_refund, order.description, order.attach or "", *tail])
             )
@@ -235,10 +265,13 @@ def alipay_bill_zip(sandbox: Sandbox, bill_date: str) -> tuple[str, bytes] | Non
     rows: list[list[str]] = [ALIPAY_DETAIL_HEADER]
     pay_sum = refund_sum = fee_sum = 0
     for order in paid:
-        fee = fee_fen(order.amount_fen)
-        pay_sum += order.amount_fen
+        billed = _billed_fen(sandbox, order)
+        fee = fee_fen(billed)
+        pay_sum += billed
         fee_sum += fee
-        rows.append(_alipay_row(order, None, fee, order.extra.get("buyer_logon_id", "")))
+        rows.append(
+            _alipay_row(order, None, fee, order.extra.get("buyer_logon_id", ""), billed=billed)
+        )
     for order, refund in refunds:
         fee = fee_fen(refund.amount_fen)
         refund_sum += refund.amount_fen
@@ -281,11 +314,13 @@ def alipay_bill_zip(sandbox: Sandbox, bill_date: str) -> tuple[str, bytes] | Non
     return f"{prefix}.csv.zip", buffer.getvalue()
 
 
-def _alipay_row(order: Order, refund: Refund | None, fee: int, logon_id: str) -> list[str]:
+def _alipay_row(
+    order: Order, refund: Refund | None, fee: int, logon_id: str, *, billed: int | None = None
+) -> list[str]:
     """One detail row; refund rows carry negative amounts and the out_request_no (§5.8)."""
     if refund is None:
         amount, kind, finished, request_no, service = (
-            order.amount_fen,
+            order.amount_fen if billed is None else billed,
             "交易",
             order.paid_at,
             "",

@@ -11,6 +11,10 @@
 - `GET /sandbox/{wechat|alipay}/notifications[?out_trade_no=]`: every attempt.
 - `POST /sandbox/control/wait-idle` `{"timeout": s}`: block until no delivery is running.
 - `GET /sandbox/control/settings`: the public settings (ids, time scale, base URL).
+- `POST /sandbox/control/payment-notify` `{"channel", "out_trade_no"}`: send a paid order's
+  notification (late, e.g. after a `drop`), with the order's faults in force.
+- `POST /sandbox/control/unknown-trade` `{"channel", "amount_fen"?}`: a paid trade the
+  merchant never created (a bill fault: it shows on the bill and in the query only).
 - `GET /sandbox/control/bill/{wechat|alipay}?date=YYYY-MM-DD[&type=ALL]`: the bill file as
   the vendor would serve it (no signing needed; for the CLI and developers).
 """
@@ -23,10 +27,10 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from sandbox import bills, payments
+from sandbox import bills, ids, payments
 from sandbox.context import current
 from sandbox.faults import FaultError, parse_faults
-from sandbox.store import CHANNELS
+from sandbox.store import CHANNELS, PAID, Order
 
 bp = Blueprint("control", __name__, url_prefix="/sandbox")
 
@@ -150,6 +154,50 @@ def settings() -> ResponseReturnValue:
             "alipay": {"app_id": s.ALIPAY_APPID, "seller_id": s.ALIPAY_SELLER_ID},
         }
     )
+
+
+@bp.post("/control/payment-notify")
+def payment_notify() -> ResponseReturnValue:
+    body = _body()
+    order = current().store.get(str(body.get("channel")), str(body.get("out_trade_no")))
+    if order is None:
+        return _problem(404, "ORDERNOTEXIST", "订单不存在")
+    try:
+        payments.notify_payment(current(), order)
+    except payments.PaymentRefused as exc:
+        return _problem(409, exc.code, exc.message)
+    return jsonify({"order": order.to_json()})
+
+
+@bp.post("/control/unknown-trade")
+def unknown_trade() -> ResponseReturnValue:
+    """A paid trade under an out_trade_no the merchant never issued (no notification)."""
+    sandbox = current()
+    body = _body()
+    channel = body.get("channel")
+    amount = body.get("amount_fen", 100)
+    if channel not in CHANNELS:
+        return _problem(400, "PARAM_ERROR", "channel is wechat or alipay")
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        return _problem(400, "PARAM_ERROR", "amount_fen is a positive integer")
+    s = sandbox.settings
+    now = sandbox.clock.now()
+    wechat = channel == "wechat"
+    order = Order(
+        channel=channel,
+        api="v2" if wechat else "alipay",
+        out_trade_no="EXT" + ids.nonce(20).upper(),
+        amount_fen=amount,
+        description="不明来款",
+        app_id=s.WECHAT_APPID if wechat else s.ALIPAY_APPID,
+        merchant_id=s.WECHAT_MCH_ID if wechat else s.ALIPAY_SELLER_ID,
+        created_at=now,
+        state=PAID,
+        paid_at=now,
+        transaction_id=ids.wechat_transaction_id(now) if wechat else ids.alipay_trade_no(now),
+    )
+    sandbox.store.put(order)
+    return jsonify({"order": order.to_json()})
 
 
 @bp.get("/control/bill/<channel>")

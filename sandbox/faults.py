@@ -27,6 +27,13 @@ API faults (what the gateway does to the merchant's calls for that order):
                      `POST /sandbox/control/refund-notify` settles it (WeChat: no automatic
                      settlement; Alipay: `fund_change` N and a refund query without
                      `refund_status`, instead of a synchronous success)
+Bill faults (what the day's trade bill gets wrong; the trades themselves are untouched):
+- `bill_omit`        the order's payment row is left out of the bill
+- `bill_amount`      the order's payment row shows 订单金额 one yuan (100 fen) higher
+- `bill_omit_refund` the order's refund rows are left out of the bill
+- `bill_not_ready`   (global) every bill is answered "no bill" as before 09:00 on D+1
+A trade the API never heard of: `POST /sandbox/control/unknown-trade` (a paid trade that
+only the bill and the query show).
 Faults stay until cleared (`{"clear": true}`) or `reset`.
 """
 
@@ -51,7 +58,8 @@ NOTIFICATION_FAULTS = frozenset(
     }
 )
 API_FAULTS = frozenset({"prepay_5xx", "query_5xx", "timeout", "refund_pending"})
-ALL_FAULTS = NOTIFICATION_FAULTS | API_FAULTS
+BILL_FAULTS = frozenset({"bill_omit", "bill_amount", "bill_omit_refund", "bill_not_ready"})
+ALL_FAULTS = NOTIFICATION_FAULTS | API_FAULTS | BILL_FAULTS
 _NEEDS_ARGUMENT = frozenset({"copies", "delay"})
 _OPTIONAL_ARGUMENT = frozenset({"timeout"})
 

@@ -91,6 +91,20 @@ def pay(
     return PayResult(order, in_force.names())
 
 
+def notify_payment(sandbox: Sandbox, order: Order) -> None:
+    """Send a paid order's notification again, late (with the order's faults in force): the
+    notification a reconciliation run may meet while it heals the same payment."""
+    if order.state != PAID:
+        raise PaymentRefused("ORDERNOTPAID", "订单未支付")
+    if order.notify_url:
+        dispatch(
+            sandbox.notifier,
+            sandbox.faults(order.out_trade_no),
+            lambda tamper: _payment_delivery(sandbox, order, tamper),
+            out_of_order_hold=sandbox.settings.SANDBOX_OUT_OF_ORDER_HOLD,
+        )
+
+
 def cancel(sandbox: Sandbox, channel: str, out_trade_no: str) -> Order:
     """The resident taps 取消: nothing changes at the gateway (the order stays unpaid, as
     `requestPayment:fail cancel` leaves it, §1.4); only the merchant's query or close moves it."""

@@ -305,6 +305,14 @@ def _book(session: Session, answer: ChannelRefund) -> RefundApplied:
     return applied
 
 
+def _daily_reconciliation(db: Database, settings: Config) -> dict[str, int]:
+    """Yesterday's bills after 10:00 Beijing, once (api/reconciliation's service function;
+    imported here, late, because reconciliation itself reads payments through its services)."""
+    from api.reconciliation.daily import run_due
+
+    return run_due(db, settings)
+
+
 def run_once(db: Database, settings: Config) -> dict[str, dict[str, int]]:
     """One round of every job; a failing job is logged and does not stop the others."""
     report: dict[str, dict[str, int]] = {}
@@ -315,6 +323,7 @@ def run_once(db: Database, settings: Config) -> dict[str, dict[str, int]]:
         ("expire", lambda: expire_orders(db, settings)),
         ("process_refunds", lambda: process_due_refunds(db, settings)),
         ("reconcile_refunds", lambda: reconcile_refunds(db, settings)),
+        ("daily_reconciliation", lambda: _daily_reconciliation(db, settings)),
     ]
     for name, job in jobs:
         try:

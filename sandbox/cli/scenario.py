@@ -1,6 +1,8 @@
 """`python -m sandbox scenario district --households N [--seed S] [--concurrency 4] ...`:
 pay N demo households with a realistic mix of channels, tiers and faults against a running API
-and sandbox, let the API's jobs heal and refund, and check that everything adds up.
+and sandbox, let the API's jobs heal and refund, check that everything adds up, then inject
+bill faults and reconcile the days it paid (`sandbox/scenario/reconcile.py`): every injected
+difference must be found, and no other.
 
 Exit status: 0 when there is no discrepancy, 1 otherwise (2 for bad usage). The mix is
 described in `sandbox/scenario/plan.py`, the phases in `sandbox/scenario/district.py`, the
@@ -27,6 +29,7 @@ from sandbox.scenario.api_client import ApiClient, ApiError, default_api_url
 from sandbox.scenario.checks import check_district
 from sandbox.scenario.district import Settings, pay_district
 from sandbox.scenario.plan import district_plans
+from sandbox.scenario.reconcile import Reconciled, reconcile_district
 from sandbox.scenario.report import as_json, print_summary
 from sandbox.scenario.roster import RosterError, export_demo_roster, read_roster
 
@@ -55,6 +58,9 @@ def register(subparsers: Any) -> None:
     )
     district.add_argument("--timeout", type=float, default=60.0, help="s per wait")
     district.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    district.add_argument(
+        "--no-reconcile", action="store_true", help="skip the final reconciliation phase"
+    )
     parser.set_defaults(func=run)
 
 
@@ -91,14 +97,25 @@ def run(args: argparse.Namespace) -> int:
             settings, households, district_plans(args.households, args.seed), seed=args.seed
         )
         findings = check_district(district, sandbox_url=args.sandbox_url, staff=staff, since=since)
+        reconciled = None if args.no_reconcile else reconcile_district(settings, district)
+        if reconciled is not None:
+            findings.discrepancies.extend(reconciled.discrepancies)
     except (RosterError, ControlError, ApiError, jobs.JobError) as exc:
         return fail(str(exc))
     seconds = time.monotonic() - started
-    print_summary(district, findings, seconds, sys.stdout)
+    print_summary(district, findings, seconds, sys.stdout, reconciled)
     if args.json:
+        summary = as_json(district, findings, seconds)
+        summary["reconciliation"] = _reconciliation_json(reconciled)
         with open(args.json, "w", encoding="utf-8") as out:
-            json.dump(as_json(district, findings, seconds), out, ensure_ascii=False, indent=2)
+            json.dump(summary, out, ensure_ascii=False, indent=2)
     return 1 if findings.discrepancies else 0
+
+
+def _reconciliation_json(reconciled: Reconciled | None) -> Any:
+    if reconciled is None:
+        return None
+    return {"injected": reconciled.injected, "runs": reconciled.reports}
 
 
 def _finance(args: argparse.Namespace, flask: list[str]) -> ApiClient | None:

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 from sandbox.scenario.checks import Findings
 from sandbox.scenario.district import DistrictRun
 from sandbox.scenario.journey import yuan
+from sandbox.scenario.reconcile import Reconciled
 
 
 def as_json(run: DistrictRun, findings: Findings, seconds: float) -> dict[str, Any]:
@@ -39,7 +40,26 @@ def _pairs(counter: Counter[Any] | dict[Any, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counter.items(), key=lambda kv: str(kv[0])))
 
 
-def print_summary(run: DistrictRun, findings: Findings, seconds: float, out: TextIO) -> None:
+def _reconciliation_lines(reconciled: Reconciled | None) -> list[str]:
+    if reconciled is None:
+        return []
+    injected = "; ".join(f"{k}: {_pairs(v) or '-'}" for k, v in reconciled.injected.items())
+    lines = [f"  reconciliation       (injected: {injected})"]
+    for report in reconciled.reports:
+        counts = {k: v for k, v in report.get("counts", {}).items() if v}
+        lines.append(
+            f"    {report.get('channel')} {report.get('bill_date')}: {_pairs(counts) or 'empty'}"
+        )
+    return lines
+
+
+def print_summary(
+    run: DistrictRun,
+    findings: Findings,
+    seconds: float,
+    out: TextIO,
+    reconciled: Reconciled | None = None,
+) -> None:
     skipped = Counter(h.skipped for h in run.skipped)
     lines = [
         f"district scenario: {len(run.households)} households in {seconds:.1f} s "
@@ -59,6 +79,7 @@ def print_summary(run: DistrictRun, findings: Findings, seconds: float, out: Tex
         f"  rejected notices     {sum(findings.rejected.values())}"
         + (f" ({_pairs(findings.rejected)})" if findings.rejected else ""),
         f"  callback log         {_pairs(findings.log_outcomes)}",
+        *_reconciliation_lines(reconciled),
         f"  DISCREPANCIES        {len(findings.discrepancies)}",
     ]
     lines += [f"    - {d}" for d in findings.discrepancies[:50]]

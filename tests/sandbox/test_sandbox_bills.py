@@ -167,3 +167,34 @@ def test_bills_read_by_the_api_parsers(
     )["bill_download_url"]
     [ali] = parsers.parse_alipay_bill_zip(requests.get(url).content)
     assert (ali.out_trade_no, ali.amount_fen, ali.kind) == ("BILL00000007", 1234, "payment")
+
+
+def test_bill_faults_change_the_bill_only(
+    sandbox: Any, wechatpy_pay: WeChatPay, receiver: Receiver
+) -> None:
+    """bill_omit / bill_amount / bill_not_ready / unknown-trade: the bill lies, the trades and
+    the query do not (what reconciliation must find)."""
+    today = _wechat_day(sandbox)
+    for no in ("BILL00000011", "BILL00000012", "BILL00000013"):
+        wechatpy_pay.order.create(
+            trade_type="JSAPI", body="医疗保险", total_fee=28000,
+            notify_url=receiver.url("/v2/pay"), client_ip="127.0.0.1", user_id="oUser0001",
+            out_trade_no=no,
+        )  # fmt: skip
+        control(sandbox, "pay", {"channel": "wechat", "out_trade_no": no})
+    control(sandbox, "faults", {"faults": ["bill_omit"], "out_trade_no": "BILL00000012"})
+    control(sandbox, "faults", {"faults": ["bill_amount"], "out_trade_no": "BILL00000013"})
+    stranger = control(sandbox, "unknown-trade", {"channel": "wechat", "amount_fen": 12300})
+    rows, summary = _wechat_rows(wechatpy_pay.tools.download_bill(today))
+    billed = {r["商户订单号"]: _fen(r["订单金额"]) for r in rows}
+    assert billed == {
+        "BILL00000011": 28000,
+        "BILL00000013": 28100,
+        stranger["order"]["out_trade_no"]: 12300,
+    }
+    assert summary[0] == "3" and _fen(summary[5]) == 28000 + 28100 + 12300
+    assert wechatpy_pay.order.query(out_trade_no="BILL00000012")["trade_state"] == "SUCCESS"
+    control(sandbox, "faults", {"faults": ["bill_not_ready"]})
+    with pytest.raises(WeChatPayException) as answer:
+        wechatpy_pay.tools.download_bill(today)
+    assert answer.value.return_msg == "No Bill Exist"

@@ -488,9 +488,9 @@ class AlipayChannel:
 
     # Bill -----------------------------------------------------------------------------------
 
-    def download_bill(self, bill_date: date) -> list[BillRow]:
-        """Bill URL via `server_api` (no SDK helper, §5.8), fetched at once (it lives 30 s),
-        unzipped, GBK detail CSV parsed. No bill for the day → []."""
+    def fetch_bill(self, bill_date: date) -> bytes | None:
+        """Bill URL via `server_api` (no SDK helper, §5.8), fetched at once (it lives 30 s):
+        the `csv.zip` as sent, None when there is no bill for the day."""
         data = self._call(
             "bill.downloadurl.query",
             self.client.server_api,
@@ -499,7 +499,7 @@ class AlipayChannel:
         )
         if error := self._ok("bill.downloadurl.query", data):
             if error.code.lower().endswith(("bill_not_exist", "no_bill_data")):
-                return []
+                return None
             raise error
         url = data.get("bill_download_url")
         if not url:
@@ -516,8 +516,15 @@ class AlipayChannel:
                 code=f"http_{response.status_code}",
                 retryable=True,
             )
+        return bytes(response.content)
+
+    def download_bill(self, bill_date: date) -> list[BillRow]:
+        """The day's bill rows (`fetch_bill` unzipped, GBK detail CSV parsed); no bill → []."""
+        data = self.fetch_bill(bill_date)
+        if data is None:
+            return []
         try:
-            return parse_alipay_bill_zip(response.content)
+            return parse_alipay_bill_zip(data)
         except (MalformedBill, UnicodeDecodeError) as exc:
             raise ChannelError(f"bill download: {exc}", code="malformed") from exc
 

@@ -229,6 +229,11 @@ class PaymentChannel(Protocol):
 
     def download_bill(self, bill_date: date) -> list[BillRow]: ...
 
+    def fetch_bill(self, bill_date: date) -> bytes | None:
+        """The day's trade bill file exactly as the channel sent it (WeChat text, Alipay
+        csv.zip), for reconciliation to keep; None when the channel has no bill for the day."""
+        ...
+
 
 # Out-trade numbers --------------------------------------------------------------------------
 

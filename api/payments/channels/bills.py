@@ -202,3 +202,17 @@ def _alipay_row(cell: Mapping[str, str]) -> BillRow:
         merchant_id=None,
         raw=dict(cell),
     )
+
+
+def parse_bill(channel: str, data: bytes) -> list[BillRow]:
+    """A bill file as `fetch_bill` returns it (or as finance saved it) → rows."""
+    if channel == ChannelName.ALIPAY:
+        try:
+            return parse_alipay_bill_zip(data)
+        except UnicodeDecodeError as exc:
+            raise MalformedBill(f"Alipay bill is not GBK: {exc}") from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MalformedBill(f"WeChat bill is not UTF-8: {exc}") from exc
+    return parse_wechat_bill(text)

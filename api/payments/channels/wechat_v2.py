@@ -431,18 +431,25 @@ class WeChatV2Channel:
 
     # Bill -----------------------------------------------------------------------------------
 
-    def download_bill(self, bill_date: date) -> list[BillRow]:
-        """`pay/downloadbill` (bill_type ALL) → rows; "No Bill Exist" → [] (§1.9)."""
+    def fetch_bill(self, bill_date: date) -> bytes | None:
+        """`pay/downloadbill` (bill_type ALL) → the bill file as sent; "No Bill Exist" → None."""
         try:
             text = self._call("downloadbill", self.client.tools.download_bill, bill_date)
         except ChannelError as exc:
             if exc.code in ("No Bill Exist", "20002"):
-                return []
+                return None
             raise
         if not isinstance(text, str):
             raise ChannelError("downloadbill answered XML instead of a bill", code="malformed")
+        return text.encode("utf-8")
+
+    def download_bill(self, bill_date: date) -> list[BillRow]:
+        """`pay/downloadbill` (bill_type ALL) → rows; "No Bill Exist" → [] (§1.9)."""
+        data = self.fetch_bill(bill_date)
+        if data is None:
+            return []
         try:
-            return parse_wechat_bill(text)
+            return parse_wechat_bill(data.decode("utf-8"))
         except MalformedBill as exc:
             raise ChannelError(f"downloadbill: {exc}", code="malformed") from exc
 

@@ -461,15 +461,16 @@ class WeChatV3Channel:
 
     # Bill -----------------------------------------------------------------------------------
 
-    def download_bill(self, bill_date: date) -> list[BillRow]:
-        """GET /v3/bill/tradebill → download_url → file; SHA1 `hash_value` checked (§2.1)."""
+    def fetch_bill(self, bill_date: date) -> bytes | None:
+        """GET /v3/bill/tradebill → download_url → file, SHA1 `hash_value` checked (§2.1);
+        the (uncompressed) bill as sent, None when there is no bill for the day."""
         status, body = self._request(
             "tradebill", self.client.trade_bill, bill_date=bill_date.isoformat(), bill_type="ALL"
         )
         if status != 200:
             error = self._error("tradebill", status, body)
             if error.code in ("NO_STATEMENT_EXIST", "NO_BILL_EXIST"):
-                return []
+                return None
             raise error
         info = self._json("tradebill", body)
         url, hash_type = str(info.get("download_url") or ""), info.get("hash_type")
@@ -489,6 +490,13 @@ class WeChatV3Channel:
         digests = {hashlib.sha1(data).hexdigest(), hashlib.sha1(raw).hexdigest()}  # noqa: S324
         if not any(hmac.compare_digest(d, expected) for d in digests):
             raise ChannelError("tradebill: hash_value mismatch", code="bad_hash")
+        return data
+
+    def download_bill(self, bill_date: date) -> list[BillRow]:
+        """The day's bill rows (`fetch_bill` parsed); no bill → []."""
+        data = self.fetch_bill(bill_date)
+        if data is None:
+            return []
         try:
             return parse_wechat_bill(data.decode("utf-8-sig"))
         except (UnicodeDecodeError, MalformedBill) as exc:

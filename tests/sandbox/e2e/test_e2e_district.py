@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,17 @@ def test_district_scenario_pays_200_households_without_discrepancy(
         assert result.returncode == 0, result.stdout + result.stderr
         summary = json.loads(report.read_text(encoding="utf-8"))
         assert summary["discrepancies"] == []
+        # The final reconciliation found exactly the bill faults it injected, nothing else.
+        recon = summary["reconciliation"]
+        assert recon["runs"] and {r["status"] for r in recon["runs"]} == {"completed"}
+        found: Counter[str] = Counter()
+        for run in recon["runs"]:
+            found.update({k: v for k, v in run["counts"].items() if v and k != "matched"})
+        injected: Counter[str] = Counter()
+        for counts in recon["injected"].values():
+            injected.update(counts)
+        assert found == injected
+        assert set(injected) == {"amount_mismatch", "missing_channel", "unknown_trade"}
         assert summary["paid_households"] == HOUSEHOLDS
         families = summary["plans"]["family"]
         assert families >= 1 and summary["duplicates_refunded"] == families

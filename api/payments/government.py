@@ -370,6 +370,8 @@ def run_government_batch(
         report.chunks += 1
         report.add(result.booked)
         report.already_paid += result.already_paid
+    if not dry_run and report.chunks:
+        db.analyze("contributions", "audit_events")  # a bulk write: fresh statistics
     log.info(
         "government batch done",
         extra={"year": year, "dry_run": dry_run, "persons": len(report.persons)},

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, Select, bindparam, func, literal_column, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, bindparam, literal_column, select
 from sqlalchemy.orm import Session, selectinload
 
 from api.clock import BEIJING
 from api.documents.cells import csv_row
 from api.errors import NotFound
+from api.extensions.cursor import keyset, page
 from api.households.models import Person
 from api.payments.models import (
     PAID_LITERAL,
@@ -314,16 +315,20 @@ def notifications_query(
 
 
 def list_notifications(
-    session: Session, *, offset: int, limit: int, **filters: Any
-) -> tuple[list[ChannelNotification], int]:
-    query = notifications_query(**filters)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(
-        query.order_by(ChannelNotification.received_at.desc(), ChannelNotification.id.desc())
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return list(rows), int(total)
+    session: Session, *, page_args: dict[str, Any], **filters: Any
+) -> tuple[list[ChannelNotification], str | None]:
+    """One page of the callback log by id cursor (`api.extensions.cursor`): (rows, next_cursor).
+
+    No total: counting a log that grows by the second on every page read all of it."""
+    query = keyset(notifications_query(**filters), ChannelNotification.id, page_args)
+    rows = session.scalars(query).all()
+    return page(rows, page_args, id_of=lambda n: n.id)
+
+
+def notifications_for_csv(session: Session, **filters: Any) -> list[ChannelNotification]:
+    """Every matching row, newest first, at most CSV_LIMIT."""
+    query = notifications_query(**filters).order_by(ChannelNotification.id.desc())
+    return list(session.scalars(query.limit(CSV_LIMIT)).all())
 
 
 CSV_COLUMNS = (

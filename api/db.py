@@ -151,6 +151,16 @@ def make_engine(url: str, *, alive_window: float = ALIVE_WINDOW_SECONDS, **kwarg
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
+    if url.startswith("postgresql"):
+        # No JIT: request statements touch a household's rows, yet a cost estimate made
+        # without statistics (a fresh bulk load, autovacuum off) can pass jit_above_cost, and
+        # compiling then costs ~11 ms of server CPU per execution of a 0.1 ms statement (the
+        # premiums page at 200k persons: tests/perf/measure_request_cost.py). Set per
+        # connection so it holds whatever the server's configuration says.
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        options = connect_args.get("options", "")
+        connect_args["options"] = f"{options} -c jit=off".strip()
+        kwargs["connect_args"] = connect_args
     engine = create_engine(url, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         ping_when_idle(engine, alive_window)

@@ -325,6 +325,10 @@ def _plans(app: Flask, seen: list[tuple[str, str, Any]]) -> list[str]:
         raw = conn.connection.driver_connection
         assert raw is not None
         done: set[str] = set()
+        # A cost estimate made without statistics can pass jit_above_cost: JIT compiling took
+        # ~11 ms per premiums page (api/db.py turns it off on every connection).
+        if conn.exec_driver_sql("SHOW jit").scalar() != "off":
+            problems.append("JIT is on for the app's connections")
         leading = {
             index: (table, column) for index, table, column in conn.exec_driver_sql(_LEADING).all()
         }

@@ -228,12 +228,6 @@ class Database:
         self.session.remove()
         self.engine.dispose()
 
-    def analyze(self, *tables: str) -> None:
-        """Refresh the planner's statistics after a bulk write (see `analyze`)."""
-        with self.engine.connect() as conn:
-            analyze(conn, *tables)
-            conn.commit()
-
 
 # Tables a bulk write (demo load, roster import, government batch) fills by the hundred thousand.
 BULK_TABLES = (

@@ -50,7 +50,12 @@ CASES: list[tuple[str, str, str, Any]] = [
     ("finance", "GET", "/api/v1/finance/notifications?date_from=0001-01-01", None),
     ("finance", "GET", "/api/v1/finance/notifications?date_to=9999-12-31", None),
     ("finance", "GET", "/api/v1/finance/notifications?cursor=99999999999999999999", None),
-    ("finance", "GET", f"/api/v1/finance/notifications?cursor={INT32_MAX}0&limit={INT32_MAX}0", None),
+    (
+        "finance",
+        "GET",
+        f"/api/v1/finance/notifications?cursor={INT32_MAX}0&limit={INT32_MAX}0",
+        None,
+    ),
     (
         "finance",
         "POST",

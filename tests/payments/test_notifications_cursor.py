@@ -95,3 +95,44 @@ def test_offset_parameters_and_bad_cursors_are_refused(app: Any, client: Any, se
         r = client.get(f"{LOG}?{query}", headers=finance)
         assert r.status_code == 422, query
         assert r.json["code"] and r.json["message"]
+
+
+def test_the_scenario_client_reads_every_row_once_while_rows_arrive(live_api: Any) -> None:
+    """The sandbox scenario's final check (`ApiClient.notifications`) follows the cursor: rows
+    logged between its pages (gateway retries) are read once, never twice."""
+    from api.auth.models import StaffAccount
+    from api.auth.tokens import issue_token
+    from sandbox.scenario.api_client import ApiClient
+
+    app = live_api.app
+    db = app.extensions["database"]
+
+    def log(count: int, tag: str) -> list[int]:
+        with app.app_context():
+            ids = _log(db.session(), count, tag=tag)
+            db.session().commit()
+            db.session.remove()
+        return ids
+
+    with app.app_context():
+        session = db.session()
+        staff = StaffAccount(
+            username="scenario-finance", display_name="财务", password_hash="x", role="finance"
+        )
+        session.add(staff)
+        session.commit()
+        token = issue_token(
+            secret_key=app.config["SETTINGS"].SECRET_KEY, kind="staff", account_id=staff.id
+        )
+        db.session.remove()
+    before = log(1200, "old")  # more than two pages of 500
+    client = ApiClient(live_api.url)
+    client.token = token
+    seen, arrived = [], []
+    for row in client.notifications():
+        seen.append(row["id"])
+        if len(seen) in (500, 1000):  # a page boundary: retries land meanwhile
+            arrived += log(3, f"new{len(seen)}")
+    client.close()
+    assert len(seen) == len(set(seen))  # no row twice
+    assert seen == before + arrived  # every row, oldest first, the new ones included

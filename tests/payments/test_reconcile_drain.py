@@ -181,3 +181,32 @@ def test_an_order_another_worker_holds_is_skipped_not_waited_for(
         rest = reconcile_open(db, settings, older_than=timedelta(0))
     assert rest["applied"] == 1 and rest["skipped"] == 0
     assert _contributions(app, numbers) == 3
+
+
+def test_two_workers_at_once_book_every_payment_exactly_once(pg_pinned: Any, sandbox: Any) -> None:
+    """PostgreSQL: two reconcile-open rounds racing over the same orders share them (SKIP
+    LOCKED) and book each payment once between them."""
+    import threading
+    from datetime import timedelta
+
+    app = pg_pinned.app
+    numbers = _orders(pg_pinned, 6)
+    for n in numbers:
+        _pay_silently(sandbox, n)
+    db, settings = app.extensions["database"], app.config["SETTINGS"]
+    results: list[dict[str, int]] = []
+
+    def worker() -> None:
+        with app.app_context():
+            results.append(reconcile_open(db, settings, older_than=timedelta(0), batch=2))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(results) == 2
+    assert sum(r["applied"] for r in results) == 6
+    assert sum(r.get("error", 0) for r in results) == 0
+    assert set(_statuses(app, numbers).values()) == {"paid"}
+    assert _contributions(app, numbers) == 6

@@ -80,3 +80,13 @@ def test_a_dry_run_writes_and_analyzes_nothing(pg_app: Flask, session: Any) -> N
     )
     assert result.exit_code == 0, result.output
     assert _reltuples(session, "contributions") == before
+
+
+def test_roster_import_analyzes_what_it_wrote(pg_app: Flask, session: Any) -> None:
+    from pathlib import Path
+
+    mixed = Path(__file__).parents[1] / "households" / "fixtures" / "roster_mixed.csv"
+    pg_app.config["APP_TODAY"] = "2019-11-05"
+    result = pg_app.test_cli_runner().invoke(args=["roster", "import", str(mixed), "--skip-bad"])
+    assert result.exit_code == 0, result.output
+    assert _reltuples(session, "persons") == _count(session, "persons") > 0

@@ -15,8 +15,10 @@ driven through the Flask test client (login and payment through the in-process s
 a `before_cursor_execute` listener records every statement with its parameters. Each recorded
 statement is then PREPAREd and EXPLAINed (never executed again) under
 `plan_cache_mode = force_generic_plan` and `force_custom_plan`, first with no statistics at all
-(never analysed, autovacuum off for these tables), then after `ANALYZE`; the test fails on any
-Seq Scan of a large table.
+(never analysed, autovacuum off for these tables), then after `ANALYZE`. The test fails on a
+Seq Scan of a large table, on an index scan that does not constrain the index's leading column
+(a walk of the whole index: what `paid_keys` did), on a read repeated within one request, and
+if the app's connections have JIT on.
 
 PostgreSQL only; it skips like tests/conftest.py's PostgreSQL fixtures (unreachable server and
 REQUIRE_POSTGRES unset).

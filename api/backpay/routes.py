@@ -59,12 +59,16 @@ def approve(body: dict[str, Any]) -> dict[str, Any]:
 @blp.arguments(ApprovalQuerySchema, location="query")
 @blp.response(200, ApprovalListSchema)
 def list_approvals(query: dict[str, Any]) -> dict[str, Any]:
-    """补缴核定列表（本部门险种；审计可看全部），最新的在前，最多500条。"""
-    return {
-        "approvals": service.list_approvals(
-            get_session(), role=g.staff.role, person_id=query["person_id"], status=query["status"]
-        )
-    }
+    """补缴核定列表（本部门险种；审计可看全部），默认最新的在前，每页最多500条；
+    下一页用返回的 next_cursor 作 cursor 参数（游标分页，翻页时新增的记录不会造成重复或遗漏）。"""
+    rows, next_cursor = service.list_approvals(
+        get_session(),
+        role=g.staff.role,
+        person_id=query["person_id"],
+        status=query["status"],
+        page_args={k: query[k] for k in ("cursor", "limit", "order")},
+    )
+    return {"approvals": rows, "next_cursor": next_cursor}
 
 
 @blp.route("/approvals/<int:approval_id>/withdraw", methods=["POST"])

@@ -6,6 +6,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from api.backpay.models import BackpayStatus
+from api.extensions.cursor import MAX_LIMIT, CursorFields
 from api.extensions.smorest import Schema
 
 
@@ -40,7 +41,10 @@ class WithdrawSchema(Schema):
     reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
 
 
-class ApprovalQuerySchema(Schema):
+class ApprovalQuerySchema(CursorFields, Schema):
+    """Filters and cursor (`api.extensions.cursor`); a page holds 500 unless `limit` says."""
+
+    limit = ma.fields.Integer(load_default=MAX_LIMIT, validate=validate.Range(1, MAX_LIMIT))
     person_id = ma.fields.Integer(load_default=None)
     status = ma.fields.String(
         load_default=None, validate=validate.OneOf([s.value for s in BackpayStatus])
@@ -70,3 +74,6 @@ class ApprovalSchema(Schema):
 
 class ApprovalListSchema(Schema):
     approvals = ma.fields.List(ma.fields.Nested(ApprovalSchema), required=True)
+    next_cursor = ma.fields.String(
+        allow_none=True, metadata={"description": "下一页的 cursor；最后一页为 null"}
+    )

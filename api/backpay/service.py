@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +29,7 @@ from api.audit.service import record as audit
 from api.backpay.models import BackpayApproval, BackpayStatus
 from api.db import utcnow
 from api.errors import Conflict, Forbidden, InvalidInput, NotFound
+from api.extensions.cursor import keyset, page
 from api.households import service as households
 
 # Which insurance each bureau decides (DOMAIN.md's roles table).
@@ -193,17 +195,25 @@ def withdraw(
 
 
 def list_approvals(
-    session: Session, *, role: str, person_id: int | None, status: str | None
-) -> list[BackpayApproval]:
-    """A bureau's own approvals (auditors see both bureaus'), newest first."""
-    query = select(BackpayApproval).order_by(BackpayApproval.id.desc())
+    session: Session,
+    *,
+    role: str,
+    person_id: int | None,
+    status: str | None,
+    page_args: dict[str, Any] | None = None,
+) -> tuple[list[BackpayApproval], str | None]:
+    """A page of a bureau's own approvals (auditors see both bureaus'), newest first unless
+    `order` is asc, by id cursor (`api.extensions.cursor`): (rows, next_cursor)."""
+    args = page_args or {"limit": 500}
+    query = select(BackpayApproval)
     if role in BUREAU_INSURANCE:
         query = query.where(BackpayApproval.insurance == BUREAU_INSURANCE[role])
     if person_id is not None:
         query = query.where(BackpayApproval.person_id == person_id)
     if status is not None:
         query = query.where(BackpayApproval.status == status)
-    return list(session.scalars(query.limit(500)))
+    rows = session.scalars(keyset(query, BackpayApproval.id, args)).all()
+    return page(rows, args, id_of=lambda a: a.id)
 
 
 def payable(session: Session, *, person_ids: Iterable[int], on: date) -> list[Payable]:

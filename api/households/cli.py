@@ -21,7 +21,7 @@ from flask.cli import AppGroup
 
 from api import clock
 from api.audit.service import record as audit
-from api.db import get_db
+from api.db import analyze, get_db
 from api.households.district import ensure_district
 
 if TYPE_CHECKING:  # roster.py needs api.policy: imported when a command runs, not at app start
@@ -104,6 +104,8 @@ def import_command(
                     actor="cli",
                     errors_to=sink,
                 )
+                if not (report.dry_run or report.refused):
+                    analyze(session)  # a bulk write: fresh statistics for the planner
         except RosterFileError as exc:
             with database.job() as session:
                 audit(
@@ -187,6 +189,7 @@ def demo_load_command(scale: float, seed: int, if_empty: bool) -> None:
             click.echo("已有镇街数据，跳过演示数据加载（--if-empty）")
             return
         report = load_demo(session, scale=scale, seed=seed, today=clock.today())
+        analyze(session)  # a bulk write: fresh statistics for the planner
     click.echo(_summary(report))
     if report.bad_rows:  # the generator only makes valid rows: this is a bug, say so loudly
         for error in report.errors[:20]:

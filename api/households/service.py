@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import bindparam, func, literal_column, select
 from sqlalchemy.orm import Session, selectinload
 
 from api.audit.service import record
@@ -350,17 +350,36 @@ def _members_of_bound_household() -> Any:
     """The premiums page's one statement, built on first use and kept (module attribute).
 
     Constructing a statement costs more than executing it on SQLite (bench/http_throughput.py),
-    so it is built once. One round trip, one snapshot: the account's binding (no row → not
-    bound → 404), the members, their pension tier for the year, whether each insurance is paid
-    for the year (payments' rule, `api.payments.service.paid_exists`) and their categories
-    (one row per category, at least one per person). Built lazily because payments imports a
-    long chain (orders, channels) that must not load with this module.
+    so it is built once. One round trip, one snapshot, one row per member: the account's
+    binding (no row → not bound → 404), the members, their pension tier for the year, whether
+    each insurance is paid for the year (payments' rule, `api.payments.service.paid_exists`)
+    and their categories (comma-joined). Built lazily because payments imports a long chain
+    (orders, channels) that must not load with this module.
+
+    Tier, paid flags and categories are correlated subqueries keyed by the member's id, not
+    joins: each is an index lookup per member whatever the statistics say. As outer joins, a
+    generic plan without statistics hash-joined every enrollment and category of the district
+    (tests/perf/test_request_plans.py).
     """
     global _MEMBERS_OF_BOUND_HOUSEHOLD
     if _MEMBERS_OF_BOUND_HOUSEHOLD is None:
         from api.payments.service import paid_exists  # payments owns contributions
 
         year: Any = bindparam("year")
+        tier = (
+            select(_enrollments.c.pension_tier)
+            .where(
+                _enrollments.c.person_id == _persons.c.id,
+                _enrollments.c.insurance == literal_column("'pension'"),
+                _enrollments.c.year == year,
+            )
+            .scalar_subquery()
+        )
+        categories = (
+            select(func.aggregate_strings(_categories.c.category, ","))
+            .where(_categories.c.person_id == _persons.c.id)
+            .scalar_subquery()
+        )
         _MEMBERS_OF_BOUND_HOUSEHOLD = (
             select(
                 _bindings.c.person_id.label("viewer_person_id"),
@@ -373,22 +392,13 @@ def _members_of_bound_household() -> Any:
                 _persons.c.employee_medical,
                 _persons.c.residence_permit,
                 _persons.c.deceased_on,
-                _enrollments.c.pension_tier,
+                tier.label("pension_tier"),
                 paid_exists(_persons.c.id, insurance="medical", year=year).label("medical_paid"),
                 paid_exists(_persons.c.id, insurance="pension", year=year).label("pension_paid"),
-                _categories.c.category,
+                categories.label("categories"),
             )
             .select_from(
                 _bindings.join(_persons, _persons.c.household_id == _bindings.c.household_id)
-                .outerjoin(
-                    _enrollments,
-                    and_(
-                        _enrollments.c.person_id == _persons.c.id,
-                        _enrollments.c.insurance == "pension",
-                        _enrollments.c.year == year,
-                    ),
-                )
-                .outerjoin(_categories, _categories.c.person_id == _persons.c.id)
             )
             .where(
                 _bindings.c.account_id == bindparam("account_id"),
@@ -411,60 +421,50 @@ def bound_member_rows(
     Core, not ORM, in one statement: this is the hot read path (every premiums request).
     Raises 404 when the account is not bound to the household (see `bound_person_id`).
     """
-    rows = session.connection().execute(
-        _members_of_bound_household(),
-        {"account_id": account_id, "household_id": household_id, "year": year},
+    rows = (
+        session.connection()
+        .execute(
+            _members_of_bound_household(),
+            {"account_id": account_id, "household_id": household_id, "year": year},
+        )
+        .all()
     )
-    viewer: int | None = None
-    members: list[MemberRow] = []
-    current: Any = None
-    categories: set[str] = set()
-
-    def flush() -> None:
-        if current is not None:
-            (
-                pid,
-                id_number,
-                name,
-                birth,
-                student,
-                e_pension,
-                e_medical,
-                permit,
-                died,
-                tier,
-                medical_paid,
-                pension_paid,
-            ) = current
-            members.append(
-                MemberRow(
-                    id=pid,
-                    id_number=id_number,
-                    name=name,
-                    birth_date=birth,
-                    student=student,
-                    employee_pension=e_pension,
-                    employee_medical=e_medical,
-                    residence_permit=permit,
-                    deceased_on=died,
-                    pension_tier=tier,
-                    categories=frozenset(categories),
-                    medical_paid=bool(medical_paid),
-                    pension_paid=bool(pension_paid),
-                )
-            )
-
-    for row in rows:
-        viewer = row[0]
-        if current is None or current[0] != row[1]:
-            flush()
-            current, categories = row[1:13], set()
-        if row[13] is not None:
-            categories.add(row[13])
-    flush()
-    if viewer is None:
+    if not rows:
         raise NotFound("未找到该家庭，或您尚未绑定该家庭")
-    return int(viewer), members
+    members = [
+        MemberRow(
+            id=pid,
+            id_number=id_number,
+            name=name,
+            birth_date=birth,
+            student=student,
+            employee_pension=e_pension,
+            employee_medical=e_medical,
+            residence_permit=permit,
+            deceased_on=died,
+            pension_tier=tier,
+            categories=frozenset(categories.split(",")) if categories else frozenset(),
+            medical_paid=bool(medical_paid),
+            pension_paid=bool(pension_paid),
+        )
+        for (
+            _viewer,
+            pid,
+            id_number,
+            name,
+            birth,
+            student,
+            e_pension,
+            e_medical,
+            permit,
+            died,
+            tier,
+            medical_paid,
+            pension_paid,
+            categories,
+        ) in rows
+    ]
+    return int(rows[0][0]), members
 
 
 def household_premiums(
@@ -599,7 +599,9 @@ def choose_pension_tier(
     problem = tier_error(policy, facts_of(person, year), tier, on=today)
     if problem is not None:
         raise InvalidInput(errors={"json": {"tier": [problem]}})
-    if (person.id, "pension") in paid_items(session, household_id=household_id, year=year):
+    # Read once: choosing a tier changes no contribution, so the answer below reuses it.
+    paid = paid_items(session, household_id=household_id, year=year)
+    if (person.id, "pension") in paid:
         raise Conflict("该成员本年度养老保险已缴费，不能再更改档次", code="already_paid")
     enrollment = next(
         (e for e in person.enrollments if e.insurance == "pension" and e.year == year), None
@@ -624,7 +626,6 @@ def choose_pension_tier(
     )
     session.flush()
     quote = quote_people(policy, [facts_of(person, year)], on=today)
-    paid = paid_items(session, household_id=household_id, year=year)
     return _member_body(person, quote.members[0], paid, viewer_person_id)
 
 

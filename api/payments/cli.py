@@ -37,10 +37,38 @@ def _echo(report: object) -> None:
     default=None,
     help="Query orders open longer than this (default RECONCILE_AFTER_MINUTES).",
 )
-def reconcile_open_command(older_than_minutes: int | None) -> None:
-    """Ask the channel about orders still open and apply what it says (补单)."""
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=healing.RECONCILE_BATCH,
+    show_default=True,
+    help="Orders read per batch (each healed in its own transaction).",
+)
+@click.option(
+    "--budget-seconds",
+    type=click.FloatRange(min=0.1),
+    default=healing.RECONCILE_BUDGET_SECONDS,
+    show_default=True,
+    help="Stop starting new orders after this long; the rest is counted in `remaining`.",
+)
+def reconcile_open_command(
+    older_than_minutes: int | None, batch_size: int, budget_seconds: float
+) -> None:
+    """Ask the channel about every order still open and apply what it says (补单).
+
+    Drains every due order (no cap) within the time budget; prints checked, applied, closed,
+    still_open, skipped (held by another worker), remaining and the per-answer counts. Safe to
+    run on several workers at once on PostgreSQL (FOR UPDATE SKIP LOCKED)."""
     age = None if older_than_minutes is None else timedelta(minutes=older_than_minutes)
-    _echo(healing.reconcile_open(get_db(), _settings(), older_than=age))
+    _echo(
+        healing.reconcile_open(
+            get_db(),
+            _settings(),
+            older_than=age,
+            batch=batch_size,
+            budget_seconds=budget_seconds,
+        )
+    )
 
 
 @payments_cli.command("reconcile-refunds")

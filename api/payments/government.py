@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from api.audit.service import record as audit
 from api.clock import now as clock_now
-from api.db import Database, utcnow
+from api.db import Database, analyze, utcnow
 from api.errors import InvalidInput
 from api.households.models import Household, Person, PersonCategory, Town, Village
 from api.payments import ledger
@@ -370,6 +370,10 @@ def run_government_batch(
         report.chunks += 1
         report.add(result.booked)
         report.already_paid += result.already_paid
+    if not dry_run and report.chunks:
+        session = db.session()
+        analyze(session, "contributions", "audit_events")  # a bulk write: fresh statistics
+        session.commit()
     log.info(
         "government batch done",
         extra={"year": year, "dry_run": dry_run, "persons": len(report.persons)},

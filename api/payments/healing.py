@@ -27,18 +27,19 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from api.audit.service import record as audit
 from api.config import Config
 from api.db import Database, utcnow
-from api.payments.channels import ChannelError, ChannelRefund, get_channel
+from api.payments.channels import ChannelError, ChannelRefund, TradeState, get_channel
 from api.payments.models import (
     OPEN_STATES,
     NotificationOutcome,
@@ -48,8 +49,9 @@ from api.payments.models import (
     RefundState,
 )
 from api.payments.notify import in_transaction, sweep_unfinished
-from api.payments.orders import apply_from_query, close_at_channel
+from api.payments.orders import close_at_channel
 from api.payments.refunds import RefundApplied, apply_refund_result, process_due_refunds
+from api.payments.settlement import apply_payment
 from api.payments.states import (
     FINAL_REFUND_STATES,
     LostRace,
@@ -73,31 +75,162 @@ def _candidates(db: Database, *, where: list, limit: int) -> list[PaymentOrder]:
         )
 
 
+# reconcile-open drains every due order each round, in batches, within a time budget.
+RECONCILE_BATCH = 50
+RECONCILE_BUDGET_SECONDS = 120.0
+
+
 def reconcile_open(
-    db: Database, settings: Config, *, older_than: timedelta | None = None, limit: int = BATCH
+    db: Database,
+    settings: Config,
+    *,
+    older_than: timedelta | None = None,
+    batch: int = RECONCILE_BATCH,
+    budget_seconds: float = RECONCILE_BUDGET_SECONDS,
 ) -> dict[str, int]:
-    """Query the channel for orders open longer than `older_than`; apply what it says."""
+    """Query the channel for every order open longer than `older_than`; apply what it says.
+
+    No cap: batches of `batch` orders (keyset on id, so each order is met once per round) until
+    none is left or `budget_seconds` have passed; what the budget leaves is counted in
+    `remaining` and met by the next round. Each order is healed in its own transaction that
+    first locks it with `FOR UPDATE SKIP LOCKED` (plain on SQLite): several workers can run at
+    once, each skipping what another holds (counted in `skipped`), and a notification for that
+    order waits for the heal and then finds it paid (a duplicate). The lock is taken only for
+    one order's channel query, never for a batch.
+
+    Counts: checked, applied (= paid: booked now), closed (closed or expired here), still_open
+    (the channel says open), skipped, remaining (due orders the budget left unreached), batches,
+    and the per-answer
+    counts as before (paid, open, closed, expired, not_found, error, gone).
+    """
     age = (
         older_than
         if older_than is not None
         else timedelta(minutes=settings.RECONCILE_AFTER_MINUTES)
     )
-    counts: dict[str, int] = {}
     cutoff = utcnow() - age
-    for order in _candidates(db, where=[PaymentOrder.created_at <= cutoff], limit=limit):
-        result = apply_from_query(
-            db, settings, order.out_trade_no, order.channel, actor="reconciler"
-        )
-        if result == "closed" or (result == "not_found" and order.expires_at <= utcnow()):
-            # Closed at the channel (or never created there and past its time): close here.
-            result = _close_here(
-                db,
-                order.id,
-                OrderStatus.CLOSED if result == "closed" else OrderStatus.EXPIRED,
-                reason=f"channel_{result}",
-            )
-        counts[result] = counts.get(result, 0) + 1
+    deadline = time.monotonic() + budget_seconds
+    counts: dict[str, int] = {
+        "checked": 0,
+        "applied": 0,
+        "closed": 0,
+        "still_open": 0,
+        "skipped": 0,
+        "batches": 0,
+    }
+    after, drained = 0, False
+    while time.monotonic() < deadline:
+        ids = _due_ids(db, cutoff=cutoff, after=after, limit=batch)
+        if not ids:
+            drained = True
+            break
+        counts["batches"] += 1
+        for order_id in ids:
+            if time.monotonic() >= deadline:
+                break
+            after = order_id
+            result = _heal_one(db, settings, order_id)
+            if result == "skipped":
+                counts["skipped"] += 1
+                continue
+            counts["checked"] += 1
+            counts[result] = counts.get(result, 0) + 1
+            if result == "paid":
+                counts["applied"] += 1
+            elif result == "open":
+                counts["still_open"] += 1
+    counts["closed"] = counts.get(OrderStatus.CLOSED, 0) + counts.get(OrderStatus.EXPIRED, 0)
+    # Due orders this round did not reach (the budget ran out): the next round starts with them.
+    counts["remaining"] = 0 if drained else _due_count(db, cutoff=cutoff, after=after)
     return counts
+
+
+def _due_ids(db: Database, *, cutoff: datetime, after: int, limit: int) -> list[int]:
+    """The next `limit` ids of orders open since before `cutoff`, above `after` (keyset)."""
+    with db.job() as session:
+        return list(
+            session.scalars(
+                select(PaymentOrder.id)
+                .where(
+                    PaymentOrder.status.in_(OPEN_STATES),
+                    PaymentOrder.created_at <= cutoff,
+                    PaymentOrder.id > after,
+                )
+                .order_by(PaymentOrder.id)
+                .limit(limit)
+            ).all()
+        )
+
+
+def _due_count(db: Database, *, cutoff: datetime, after: int) -> int:
+    with db.job() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(PaymentOrder)
+                .where(
+                    PaymentOrder.status.in_(OPEN_STATES),
+                    PaymentOrder.created_at <= cutoff,
+                    PaymentOrder.id > after,
+                )
+            )
+            or 0
+        )
+
+
+def _heal_one(db: Database, settings: Config, order_id: int) -> str:
+    """Lock one open order (skip it if another worker holds it), ask its channel, apply.
+
+    Returns paid | open | closed | expired | not_found | error | gone | skipped. Commits.
+    """
+    session = db.session()
+    try:
+        order = session.scalars(
+            select(PaymentOrder)
+            .where(PaymentOrder.id == order_id, PaymentOrder.status.in_(OPEN_STATES))
+            .with_for_update(skip_locked=True)
+        ).one_or_none()
+        if order is None:  # healed, paid or closed meanwhile, or another worker holds it
+            session.rollback()
+            return "skipped"
+        result = _ask_and_apply(session, settings, order)
+        session.commit()
+        return result
+    except Exception:
+        session.rollback()
+        log.exception("reconcile failed", extra={"order_id": order_id})
+        return "error"
+    finally:
+        db.session.remove()
+
+
+def _ask_and_apply(session: Session, settings: Config, order: PaymentOrder) -> str:
+    """Under the order's lock: the channel's answer, applied as a notification would be."""
+    try:
+        trade = get_channel(settings, order.channel).query(order.out_trade_no)
+    except ChannelError as exc:
+        log.warning("query failed", extra={"out_trade_no": order.out_trade_no, "code": exc.code})
+        return "error"
+    if trade.state in (TradeState.PAID, TradeState.REFUNDED):
+        applied = apply_payment(session, trade=trade, channel=order.channel, actor="reconciler")
+        if applied.reason == "amount_mismatch":
+            log.error("channel reports another amount", extra={"out_trade_no": order.out_trade_no})
+            return "error"
+        return "paid"
+    result = str(trade.state)
+    if result == "closed" or (result == "not_found" and order.expires_at <= utcnow()):
+        # Closed at the channel (or never created there and past its time): close here.
+        target = OrderStatus.CLOSED if result == "closed" else OrderStatus.EXPIRED
+        transition_order(
+            session,
+            order,
+            target,
+            actor="reconciler",
+            reason=f"channel_{result}",
+            values={"closed_at": utcnow()},
+        )
+        return str(target)
+    return result
 
 
 def expire_orders(db: Database, settings: Config, *, limit: int = BATCH) -> dict[str, int]:
@@ -114,27 +247,6 @@ def expire_orders(db: Database, settings: Config, *, limit: int = BATCH) -> dict
         )
         counts[result] = counts.get(result, 0) + 1
     return counts
-
-
-def _close_here(db: Database, order_id: int, target: str, *, reason: str) -> str:
-    def work(session):  # type: ignore[no-untyped-def]
-        order = session.scalars(
-            select(PaymentOrder).where(PaymentOrder.id == order_id).with_for_update()
-        ).one()
-        if order.status not in OPEN_STATES:
-            return "gone"
-        transition_order(
-            session,
-            order,
-            target,
-            actor="reconciler",
-            reason=reason,
-            values={"closed_at": utcnow()},
-        )
-        return str(target)
-
-    result: str = in_transaction(db, work)
-    return result
 
 
 # Refunds whose result never arrived ------------------------------------------------------------

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from api.db import Database, utcnow
@@ -89,14 +89,13 @@ def run_once(
         _release(db, account_id, key)
         raise
     session = db.session()
-    row = session.scalars(
-        select(IdempotencyKey).where(
-            IdempotencyKey.account_id == account_id, IdempotencyKey.key == key
-        )
-    ).one()
-    row.status_code = answer.status
-    row.response = answer.body
-    row.completed_at = utcnow()
+    # One UPDATE (the claim is ours): reading the row back first was a repeated statement.
+    session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.account_id == account_id, IdempotencyKey.key == key)
+        .values(status_code=answer.status, response=answer.body, completed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
     session.commit()
     return answer
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from api.clock import BEIJING
 from api.db import unnest_insert, unnest_params, utcnow
 from api.households.models import Household, Person, Town, Village
-from api.payments.models import Contribution, ContributionStatus, OrderItem
+from api.payments.models import PAID_LITERAL, Contribution, ContributionStatus, OrderItem
 from api.payments.outbox import ContributionEvent
 from api.payments.outbox.service import enqueue_contribution_events
 
@@ -96,7 +96,7 @@ def order_items(session: Session, order_id: int) -> list[ItemRow]:
 
 _PAID = select(Contribution.person_id, Contribution.insurance).where(
     Contribution.year == bindparam("year"),
-    Contribution.status == ContributionStatus.PAID.value,
+    Contribution.status == PAID_LITERAL,  # the partial index serves the generic plan
     Contribution.person_id.in_(bindparam("person_ids", expanding=True)),
 )
 

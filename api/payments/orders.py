@@ -145,13 +145,18 @@ def create_order(
         return same
     session.commit()
 
-    paid_meanwhile = close_open_orders(
+    closed, paid_meanwhile = close_open_orders(
         db, settings, household_id=request.household_id, actor=f"resident:{account.id}"
     )
     session = db.session()
-    dues = pricing.dues(
-        session, household_id=request.household_id, year=request.year, on=on, insurances=insurances
-    )
+    if closed:  # closing may have applied a payment: price again (else nothing changed here)
+        dues = pricing.dues(
+            session,
+            household_id=request.household_id,
+            year=request.year,
+            on=on,
+            insurances=insurances,
+        )
     if not dues:
         if paid_meanwhile:
             raise Conflict("该家庭的保费已缴清", code="already_paid")
@@ -308,8 +313,11 @@ def _description(year: int, insurances: set[str], *, backpay: bool = False) -> s
     return f"{year}年" + "、".join(names) + (f"及{BACKPAY_NAME}" if backpay else "")
 
 
-def close_open_orders(db: Database, settings: Config, *, household_id: int, actor: str) -> bool:
-    """Close the household's open orders at their channels; True if one turned out paid.
+def close_open_orders(
+    db: Database, settings: Config, *, household_id: int, actor: str
+) -> tuple[int, bool]:
+    """Close the household's open orders at their channels; (how many there were, whether one
+    turned out paid).
 
     Commits per order. A channel that cannot be reached leaves the order open and answers 502:
     a new order beside a possibly payable old one could be paid twice.
@@ -328,7 +336,7 @@ def close_open_orders(db: Database, settings: Config, *, household_id: int, acto
             paid = True
         elif outcome == "error":
             raise UpstreamError("上一笔订单暂时无法关闭，请稍后再试", code="upstream_error")
-    return paid
+    return len(previous), paid
 
 
 def close_at_channel(

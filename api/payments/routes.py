@@ -3,6 +3,7 @@ the callback log. Routes stay thin: arguments → one service call → response.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Response, current_app, g, jsonify, request
@@ -225,8 +226,16 @@ def create_refund(body: dict[str, Any]) -> dict[str, Any]:
 @finance_blp.route("/notifications", methods=["GET"])
 @finance_blp.login_required(kind="staff", roles=("finance", "auditor"))
 @finance_blp.arguments(NotificationQuerySchema, location="query")
-@finance_blp.response(200, NotificationSchema(many=True))
-@finance_blp.paginate(page_size=50, max_page_size=500)
+@finance_blp.response(
+    200,
+    NotificationSchema(many=True),
+    headers={
+        "X-Next-Cursor": {
+            "description": "the next page's `cursor`; absent on the last page",
+            "schema": {"type": "string"},
+        }
+    },
+)
 @finance_blp.doc(
     responses={
         200: {
@@ -236,27 +245,29 @@ def create_refund(body: dict[str, Any]) -> dict[str, Any]:
         }
     }
 )
-def list_notifications(args: dict[str, Any], pagination_parameters: Any) -> Any:
+def list_notifications(args: dict[str, Any]) -> Any:
     """The callback log 回调日志: every notification as received, with its outcome.
 
     Filters: channel, outcome (applied | duplicate | rejected | ignored | received), reason,
-    out_trade_no, date range (Beijing dates). `format=csv` exports every matching row.
+    out_trade_no, date range (Beijing dates). Pages by cursor, never by offset: `limit`
+    (default 50, at most 500), `order` (desc, newest first, default; asc, oldest first) and
+    `cursor` = the `X-Next-Cursor` of the previous page (also `next_cursor` in X-Pagination);
+    rows logged while a reader pages are never read twice nor skipped. `format=csv` exports
+    every matching row (newest first).
     """
     session = get_session()
     fmt = args.pop("format", "json")
+    page_args: dict[str, Any] = {k: args.pop(k) for k in ("cursor", "limit", "order") if k in args}
     if fmt == "csv":
-        rows, total = service.list_notifications(session, offset=0, limit=service.CSV_LIMIT, **args)
-        pagination_parameters.item_count = total
         return Response(
-            service.notifications_csv(rows),
+            service.notifications_csv(service.notifications_for_csv(session, **args)),
             content_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="notifications.csv"'},
         )
-    rows, total = service.list_notifications(
-        session,
-        offset=pagination_parameters.first_item,
-        limit=pagination_parameters.page_size,
-        **args,
-    )
-    pagination_parameters.item_count = total
-    return rows
+    rows, next_cursor = service.list_notifications(session, page_args=page_args, **args)
+    headers = {
+        "X-Pagination": json.dumps({"next_cursor": next_cursor, "limit": page_args["limit"]})
+    }
+    if next_cursor is not None:
+        headers["X-Next-Cursor"] = next_cursor
+    return rows, 200, headers

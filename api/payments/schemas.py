@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from api.extensions.cursor import CursorFields
 from api.extensions.smorest import Schema
 from api.payments.models import NotificationOutcome, OrderStatus, RefundState
 from api.payments.models.refunds import STAFF_REASONS
@@ -147,8 +148,8 @@ class StaffRefundSchema(Schema):
     note = ma.fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
 
 
-class NotificationQuerySchema(Schema):
-    """Filters of the callback log; unknown query keys are left to pagination."""
+class NotificationQuerySchema(CursorFields, Schema):
+    """Filters of the callback log and its cursor (`api.extensions.cursor`)."""
 
     class Meta:
         unknown = ma.EXCLUDE

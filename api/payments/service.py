@@ -13,17 +13,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Exists, Select, bindparam, func, literal_column, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, bindparam, literal_column, select
 from sqlalchemy.orm import Session, selectinload
 
 from api.clock import BEIJING
 from api.documents.cells import csv_row
 from api.errors import NotFound
+from api.extensions.cursor import keyset, page
 from api.households.models import Person
 from api.payments.models import (
+    PAID_LITERAL,
     ChannelNotification,
     Contribution,
-    ContributionStatus,
     OrderStatus,
     PaymentOrder,
     Refund,
@@ -182,7 +183,7 @@ def paid_items(session: Session, *, household_id: int, year: int) -> list[PaidIt
         .where(
             Person.household_id == household_id,
             Contribution.year == year,
-            Contribution.status == ContributionStatus.PAID,
+            Contribution.status == _PAID_SQL_STATUS,  # the partial index, see `_PAID_KEYS`
         )
         .order_by(Contribution.person_id, Contribution.insurance)
     ).all()
@@ -203,30 +204,55 @@ def paid_items(session: Session, *, household_id: int, year: int) -> list[PaidIt
     ]
 
 
-_PAID_KEYS = (
-    select(Contribution.person_id, Contribution.insurance)
-    .join(Person, Person.id == Contribution.person_id)
-    .where(
-        Person.household_id == bindparam("household_id"),
-        Contribution.year == bindparam("year"),
-        Contribution.status == ContributionStatus.PAID.value,
-    )
-)
+# The status is a literal in the SQL (`PAID_LITERAL`), not a parameter: a parameter
+# `status = $3` cannot prove the partial index's predicate (tests/perf/test_request_plans.py).
+_PAID_SQL_STATUS = PAID_LITERAL
+_INSURANCES = ("medical", "pension")
+
+
+def _paid_keys_statement() -> Select[Any]:
+    persons = Person.__table__
+    year: Any = bindparam("year")
+    return select(
+        persons.c.id,
+        *(paid_exists(persons.c.id, insurance=i, year=year).label(i) for i in _INSURANCES),
+    ).where(persons.c.household_id == bindparam("household_id"))
+
+
+_PAID_KEYS: Select[Any] | None = None
 
 
 def paid_keys(session: Session, *, household_id: int, year: int) -> set[tuple[int, str]]:
     """(person_id, insurance) of the household's members paid for `year`, any source, not
-    reversed: what `api.households.service.paid_items` answers. One indexed query."""
+    reversed: what `api.households.service.paid_items` answers.
+
+    One statement driven by the members: `persons.household_id`, then per member and insurance
+    one probe of the partial unique index (`paid_exists`). Written as a join, PostgreSQL's
+    generic plan started from contributions instead and walked every paid entry of the year
+    (77 ms per call at full scale when statistics were stale)."""
+    global _PAID_KEYS
+    if _PAID_KEYS is None:
+        _PAID_KEYS = _paid_keys_statement()
     rows = session.connection().execute(_PAID_KEYS, {"household_id": household_id, "year": year})
-    return {(pid, ins) for pid, ins in rows}
+    return {
+        (pid, insurance)
+        for pid, *flags in rows
+        for insurance, flag in zip(_INSURANCES, flags, strict=True)
+        if flag is not None
+    }
 
 
-def paid_exists(person_id: ColumnElement[Any], *, insurance: str, year: Any) -> Exists:
-    """A correlated EXISTS: has `person_id` a contribution in status paid for `insurance` and
-    `year` (any source, not reversed)? The same rule as `paid_keys`, as a column for another
-    module's statement: the premiums page reads members and their paid items in one round trip
-    (bench/http_throughput.py) without importing payments' models. The literal status matches
-    the partial unique index (person_id, insurance, year) WHERE status = 'paid'."""
+def paid_exists(person_id: ColumnElement[Any], *, insurance: str, year: Any) -> ScalarSelect[Any]:
+    """A correlated probe: 1 if `person_id` has a contribution in status paid for `insurance`
+    and `year` (any source, not reversed), else NULL. The same rule as `paid_keys`, as a column
+    for another module's statement: the premiums page reads members and their paid items in
+    one round trip (bench/http_throughput.py) without importing payments' models.
+
+    A scalar subquery, not EXISTS: PostgreSQL may turn an EXISTS into a hashed subplan that
+    reads every paid contribution of the year to build its hash table (it did, under a generic
+    plan with no statistics); a scalar subquery is always a probe per row. It returns at most
+    one row because the partial unique index (person_id, insurance, year) WHERE status = 'paid'
+    allows one; the literal status lets that index serve it."""
     contributions = Contribution.__table__
     return (
         select(literal_column("1"))
@@ -235,9 +261,9 @@ def paid_exists(person_id: ColumnElement[Any], *, insurance: str, year: Any) -> 
             contributions.c.person_id == person_id,
             contributions.c.insurance == literal_column(f"'{_INSURANCE_SQL[insurance]}'"),
             contributions.c.year == year,
-            contributions.c.status == literal_column(f"'{ContributionStatus.PAID.value}'"),
+            contributions.c.status == _PAID_SQL_STATUS,
         )
-        .exists()
+        .scalar_subquery()
     )
 
 
@@ -289,16 +315,20 @@ def notifications_query(
 
 
 def list_notifications(
-    session: Session, *, offset: int, limit: int, **filters: Any
-) -> tuple[list[ChannelNotification], int]:
-    query = notifications_query(**filters)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(
-        query.order_by(ChannelNotification.received_at.desc(), ChannelNotification.id.desc())
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return list(rows), int(total)
+    session: Session, *, page_args: dict[str, Any], **filters: Any
+) -> tuple[list[ChannelNotification], str | None]:
+    """One page of the callback log by id cursor (`api.extensions.cursor`): (rows, next_cursor).
+
+    No total: counting a log that grows by the second on every page read all of it."""
+    query = keyset(notifications_query(**filters), ChannelNotification.id, page_args)
+    rows = session.scalars(query).all()
+    return page(rows, page_args, id_of=lambda n: n.id)
+
+
+def notifications_for_csv(session: Session, **filters: Any) -> list[ChannelNotification]:
+    """Every matching row, newest first, at most CSV_LIMIT."""
+    query = notifications_query(**filters).order_by(ChannelNotification.id.desc())
+    return list(session.scalars(query.limit(CSV_LIMIT)).all())
 
 
 CSV_COLUMNS = (

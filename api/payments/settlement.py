@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, literal_column, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from api.audit.service import record as audit
@@ -33,8 +33,8 @@ from api.households.models import Person
 from api.payments.channels import ChannelTrade
 from api.payments.ledger import ITEM_COLUMNS, ItemRow, book_contributions, paid_on, with_people
 from api.payments.models import (
+    PAID_LITERAL,
     Contribution,
-    ContributionStatus,
     NotificationOutcome,
     OrderItem,
     OrderStatus,
@@ -112,7 +112,7 @@ _PAID_ALREADY = (
         # so with a parameter PostgreSQL's generic plan could not use the unique index
         # (person_id, insurance, year) WHERE status = 'paid', judged it dearer and re-planned
         # this statement on every execution (a third of a millisecond each time).
-        Contribution.status == literal_column(f"'{ContributionStatus.PAID.value}'"),
+        Contribution.status == PAID_LITERAL,
     )
     .exists()
 )

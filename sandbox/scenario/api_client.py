@@ -4,7 +4,6 @@ contract"), plus the finance callback log. Plain `requests`; one client per resi
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -151,17 +150,18 @@ class ApiClient:
         return str(answer.get("role", ""))
 
     def notifications(self, **filters: Any) -> Iterator[dict[str, Any]]:
-        """Every row of the finance callback log matching `filters`, page by page."""
-        page = 1
+        """Every row of the finance callback log matching `filters`, page by page.
+
+        By the log's id cursor, oldest first: a notification logged while this reads (a retry)
+        lands after the cursor and is read once, never twice across a page boundary as with
+        the old offset pages (which reported "2 applied payment notices" for one)."""
+        cursor: str | None = None
         while True:
-            response = self._call(
-                "GET",
-                "/api/v1/finance/notifications",
-                params={**filters, "page": page, "page_size": 500},
-            )
-            rows = response.json()
-            yield from rows
-            meta = json.loads(response.headers.get("X-Pagination") or "{}")
-            if not rows or page >= int(meta.get("total_pages") or page):
+            params = {**filters, "limit": 500, "order": "asc"}
+            if cursor:
+                params["cursor"] = cursor
+            response = self._call("GET", "/api/v1/finance/notifications", params=params)
+            yield from response.json()
+            cursor = response.headers.get("X-Next-Cursor")
+            if not cursor:
                 return
-            page += 1

@@ -49,8 +49,13 @@ CASES: list[tuple[str, str, str, Any]] = [
     ("finance", "GET", "/api/v1/finance/notifications?reason=%00", None),
     ("finance", "GET", "/api/v1/finance/notifications?date_from=0001-01-01", None),
     ("finance", "GET", "/api/v1/finance/notifications?date_to=9999-12-31", None),
-    ("finance", "GET", "/api/v1/finance/notifications?page=99999999999999999999", None),
-    ("finance", "GET", f"/api/v1/finance/notifications?page={INT32_MAX}0&page_size=500", None),
+    ("finance", "GET", "/api/v1/finance/notifications?cursor=99999999999999999999", None),
+    (
+        "finance",
+        "GET",
+        f"/api/v1/finance/notifications?cursor={INT32_MAX}0&limit={INT32_MAX}0",
+        None,
+    ),
     (
         "finance",
         "POST",

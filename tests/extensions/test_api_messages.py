@@ -95,7 +95,7 @@ def test_order_field_errors_reach_the_resident_in_chinese(
 
 
 @pytest.mark.parametrize(
-    ("query", "count"), [("channel=x&date_from=x", 2), ("page=0&page_size=9999", 2)]
+    ("query", "count"), [("channel=x&date_from=x", 2), ("cursor=0&limit=9999", 2)]
 )
 def test_staff_query_errors_are_chinese(
     app: Flask, callers: dict[str, Any], query: str, count: int

@@ -39,6 +39,18 @@ def test_gunicorn_lets_long_uris_through_to_the_app() -> None:
     assert "--config gunicorn.conf.py" in run_local
 
 
+def test_gunicorn_keeps_idle_connections_longer_than_a_client_pauses() -> None:
+    """Issue 15: at gunicorn's default keep-alive (2 s) a client pausing about 2 s between two
+    requests on one connection met a close in flight: ConnectionResetError(104) under load.
+    `make run` and the benchmarks start gunicorn with this file and no --keep-alive flag."""
+    from pathlib import Path
+
+    settings: dict[str, Any] = {}
+    exec(Path("gunicorn.conf.py").read_text(), settings)
+    assert settings["keepalive"] >= 30
+    assert "--keep-alive" not in Path("scripts/run-local").read_text()
+
+
 def test_openapi_documents_the_real_contracts(app: Flask) -> None:
     spec = app.test_client().get("/openapi.json").get_json()
     paths = spec["paths"]

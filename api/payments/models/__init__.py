@@ -7,7 +7,7 @@
 - `idempotency`: `IdempotencyKey` 幂等键
 """
 
-from api.payments.models.contributions import Contribution, ContributionStatus
+from api.payments.models.contributions import PAID_LITERAL, Contribution, ContributionStatus
 from api.payments.models.idempotency import IdempotencyKey
 from api.payments.models.notifications import ChannelNotification, NotificationOutcome
 from api.payments.models.orders import (
@@ -21,6 +21,7 @@ from api.payments.models.refunds import Refund, RefundItem, RefundReason, Refund
 
 __all__ = [
     "OPEN_STATES",
+    "PAID_LITERAL",
     "ChannelNotification",
     "Contribution",
     "ContributionStatus",

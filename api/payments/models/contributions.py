@@ -14,11 +14,13 @@ from enum import StrEnum
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnClause,
     Date,
     ForeignKey,
     Index,
     Integer,
     String,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -36,6 +38,12 @@ SOURCES = ("wechat", "alipay", "agent", "counter", "government")
 # year (`api.backpay`), booked as a contribution of that year.
 KINDS = ("premium", "backpay")
 _PAID_SQL = "status = 'paid'"
+# `Contribution.status == PAID_LITERAL` puts the word in the SQL, not a parameter: only a
+# constant proves the partial index's predicate, so only then can a prepared statement's
+# generic plan use the unique index (person_id, insurance, year) WHERE status = 'paid'. With a
+# parameter, and no statistics, PostgreSQL scanned every contribution of the year
+# (tests/perf/test_request_plans.py).
+PAID_LITERAL: ColumnClause[str] = literal_column(f"'{ContributionStatus.PAID.value}'")
 
 
 class Contribution(Base):

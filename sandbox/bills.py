@@ -7,8 +7,10 @@ Alipay (§5.8): a zip holding two GBK CSVs (…业务明细.csv and …业务明
 metadata lines around the lists, file names in GBK without the UTF-8 flag.
 
 Bill faults (`sandbox.faults`): `bill_omit` / `bill_omit_refund` leave an order's payment /
-refund rows out, `bill_amount` shows its 订单金额 100 fen higher, a global `bill_not_ready`
-answers "no bill" for every day.
+refund rows out, `bill_amount` / `bill_refund_amount` show its 订单金额 / 退款金额 100 fen
+higher, `bill_extra_refund` adds a one-yuan refund under an out_refund_no the merchant never
+sent, `bill_revoked` shows a WeChat payment row as REVOKED, a global `bill_not_ready` answers
+"no bill" for every day. Each changes the bill only, never the trades the API can query.
 
 Leniency (documented, on purpose): the real gateways serve a day's bill only from the next
 morning; the sandbox serves any day, today included, as of the moment of the request.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+import zlib
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -104,6 +107,11 @@ def _day_events(
             for r in o.refunds.values()
             if _on(r.created_at, day) and "bill_omit_refund" not in _faults(sandbox, o.out_trade_no)
         ]
+        refunds += [
+            (o, _outside_refund(o))
+            for o in paid
+            if "bill_extra_refund" in _faults(sandbox, o.out_trade_no)
+        ]
     paid.sort(key=lambda o: o.paid_at or o.created_at)
     refunds.sort(key=lambda pair: pair[1].created_at)
     return paid, refunds
@@ -113,6 +121,28 @@ def _billed_fen(sandbox: Sandbox, order: Order) -> int:
     """The 订单金额 the bill shows: the order's, or 100 fen more under `bill_amount`."""
     extra = 100 if "bill_amount" in _faults(sandbox, order.out_trade_no) else 0
     return order.amount_fen + extra
+
+
+def _refunded_fen(sandbox: Sandbox, order: Order, refund: Refund) -> int:
+    """The 退款金额 the bill shows: the refund's, or 100 fen more under `bill_refund_amount`."""
+    extra = 100 if "bill_refund_amount" in _faults(sandbox, order.out_trade_no) else 0
+    return refund.amount_fen + extra
+
+
+def _outside_refund(order: Order) -> Refund:
+    """The `bill_extra_refund` row: one yuan refunded at payment time under an out_refund_no the
+    merchant never sent. Derived from the order alone, so every download of the day shows the
+    same row (a re-run must find the same key)."""
+    digits = f"{zlib.crc32(order.out_trade_no.encode()):010d}"
+    return Refund(
+        out_refund_no=f"OUTSIDE{order.out_trade_no}"[:64],
+        refund_id=("50" + digits).ljust(29, "0"),
+        amount_fen=100,
+        created_at=order.paid_at or order.created_at,
+        api=order.api,
+        status="SUCCESS",
+        succeeded_at=order.paid_at or order.created_at,
+    )
 
 
 # WeChat ------------------------------------------------------------------------------------------
@@ -145,7 +175,8 @@ def wechat_bill(sandbox: Sandbox, day: date, bill_type: str = "ALL") -> str | No
         order_total += billed
         settle_total += billed
         fees_total += fee
-        head = _wechat_head(order, order.paid_at, "SUCCESS")
+        revoked = "bill_revoked" in _faults(sandbox, order.out_trade_no)
+        head = _wechat_head(order, order.paid_at, "REVOKED" if revoked else "SUCCESS")
         if bill_type == "SUCCESS":
             money = [yuan(billed), "0.00"]
             tail = [yuan(fee, 5), "0.60%", yuan(billed), ""]
@@ -158,14 +189,15 @@ def wechat_bill(sandbox: Sandbox, day: date, bill_type: str = "ALL") -> str | No
                 _tick([*head, *money, *no_refund, order.description, order.attach or "", *tail])
             )
     for order, refund in refunds:
-        fee = fee_fen(refund.amount_fen)
-        refund_total += refund.amount_fen
+        refunded = _refunded_fen(sandbox, order, refund)
+        fee = fee_fen(refunded)
+        refund_total += refunded
         fees_total -= fee
         head = _wechat_head(order, refund.created_at, "REFUND")
         middle = [
             refund.refund_id,
             refund.out_refund_no,
-            yuan(refund.amount_fen),
+            yuan(refunded),
             "0.00",
             "ORIGINAL",
             refund.status,
@@ -174,7 +206,7 @@ def wechat_bill(sandbox: Sandbox, day: date, bill_type: str = "ALL") -> str | No
             yuan(-fee, 5),
             "0.60%",
             "0.00",
-            yuan(refund.amount_fen),
+            yuan(refunded),
             "",
         ]
         if bill_type == "ALL":
@@ -273,10 +305,13 @@ def alipay_bill_zip(sandbox: Sandbox, bill_date: str) -> tuple[str, bytes] | Non
             _alipay_row(order, None, fee, order.extra.get("buyer_logon_id", ""), billed=billed)
         )
     for order, refund in refunds:
-        fee = fee_fen(refund.amount_fen)
-        refund_sum += refund.amount_fen
+        refunded = _refunded_fen(sandbox, order, refund)
+        fee = fee_fen(refunded)
+        refund_sum += refunded
         fee_sum -= fee
-        rows.append(_alipay_row(order, refund, fee, order.extra.get("buyer_logon_id", "")))
+        rows.append(
+            _alipay_row(order, refund, fee, order.extra.get("buyer_logon_id", ""), billed=-refunded)
+        )
     detail = [
         "#支付宝业务明细查询",
         account,
@@ -327,7 +362,8 @@ def _alipay_row(
             -fee,
         )
     else:
-        amount, kind, finished = -refund.amount_fen, "退款", refund.succeeded_at
+        amount = -refund.amount_fen if billed is None else billed
+        kind, finished = "退款", refund.succeeded_at
         request_no, service = refund.out_refund_no, fee
     return [
         (order.transaction_id or "") + "\t",

@@ -31,6 +31,11 @@ Bill faults (what the day's trade bill gets wrong; the trades themselves are unt
 - `bill_omit`        the order's payment row is left out of the bill
 - `bill_amount`      the order's payment row shows 订单金额 one yuan (100 fen) higher
 - `bill_omit_refund` the order's refund rows are left out of the bill
+- `bill_refund_amount` the order's refund rows show 退款金额 one yuan (100 fen) higher
+- `bill_extra_refund` the bill adds, beside the order's payment row, a one-yuan refund under an
+                     out_refund_no the merchant never sent (a refund made outside our system)
+- `bill_revoked`     (WeChat) the order's payment row shows 交易状态 REVOKED (撤销) instead of
+                     SUCCESS; Alipay bills carry no payment status, so it changes nothing there
 - `bill_not_ready`   (global) every bill is answered "no bill" as before 09:00 on D+1
 A trade the API never heard of: `POST /sandbox/control/unknown-trade` (a paid trade that
 only the bill and the query show).
@@ -58,7 +63,17 @@ NOTIFICATION_FAULTS = frozenset(
     }
 )
 API_FAULTS = frozenset({"prepay_5xx", "query_5xx", "timeout", "refund_pending"})
-BILL_FAULTS = frozenset({"bill_omit", "bill_amount", "bill_omit_refund", "bill_not_ready"})
+BILL_FAULTS = frozenset(
+    {
+        "bill_omit",
+        "bill_amount",
+        "bill_omit_refund",
+        "bill_refund_amount",
+        "bill_extra_refund",
+        "bill_revoked",
+        "bill_not_ready",
+    }
+)
 ALL_FAULTS = NOTIFICATION_FAULTS | API_FAULTS | BILL_FAULTS
 _NEEDS_ARGUMENT = frozenset({"copies", "delay"})
 _OPTIONAL_ARGUMENT = frozenset({"timeout"})

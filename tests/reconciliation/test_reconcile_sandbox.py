@@ -220,3 +220,69 @@ def _one_run(app: Flask) -> ReconciliationRun:
         db.session.expunge(run)
         db.session.remove()
     return run
+
+
+def _staff_refund(shop: LiveServer, out_trade_no: str) -> str:
+    """Finance refunds the order's medical item (sent to the channel at once)."""
+    r = requests.post(
+        shop.url + "/api/v1/finance/refunds",
+        json={
+            "out_trade_no": out_trade_no,
+            "items": [{"person_id": PERSONS[out_trade_no], "insurance": "medical"}],
+            "reason": "duplicate",
+            "note": "现金已缴",
+        },
+        headers={"Authorization": f"Bearer {_staff_token(shop.app)}"},
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["out_refund_no"])
+
+
+def test_refund_and_status_faults_are_found_under_their_names(
+    channel_shop: tuple[LiveServer, str], sandbox: Any
+) -> None:
+    """The refund-side outcomes and `status_mismatch`, each from the bill fault that makes it.
+
+    Alipay's bill has no payment status (its rows are 交易 or 退款), so `bill_revoked` changes
+    nothing there and the order matches; the matching tests cover Alipay's refund-side
+    `status_mismatch` (a refund we hold as failed that the bill shows).
+    """
+    shop, channel = channel_shop
+    app = shop.app
+    higher = _paid_family(shop, sandbox, channel, "h")
+    outside = _paid_family(shop, sandbox, channel, "x")
+    revoked = _paid_family(shop, sandbox, channel, "v")
+    higher_refund = _staff_refund(shop, higher)
+    _faults(sandbox, ["bill_refund_amount"], higher)
+    _faults(sandbox, ["bill_extra_refund"], outside)
+    _faults(sandbox, ["bill_revoked"], revoked)
+    day = _bill_day(sandbox, channel, higher)
+
+    code, body, output = reconcile(app, "--channel", channel, "--date", day)
+    assert code == 0, output
+    assert body is not None
+    expected = dict.fromkeys(OUTCOMES, 0)
+    if channel == "wechat":
+        expected.update(matched=2, status_mismatch=1)
+    else:
+        expected.update(matched=3)
+    expected.update(refund_amount_mismatch=1, refund_missing_ours=1)
+    assert body["counts"] == expected
+    items = _items(app)
+    strange = f"OUTSIDE{outside}"[:64]
+    keys = {higher_refund, strange} | ({revoked} if channel == "wechat" else set())
+    assert set(items) == keys
+    mismatch = items[higher_refund]
+    assert mismatch.type == "refund_amount_mismatch"
+    assert mismatch.bill_amount_fen is not None and mismatch.our_amount_fen is not None
+    assert mismatch.bill_amount_fen - mismatch.our_amount_fen == 100
+    assert (items[strange].type, items[strange].bill_amount_fen) == ("refund_missing_ours", 100)
+    if channel == "wechat":
+        assert (items[revoked].type, items[revoked].bill_status) == ("status_mismatch", "REVOKED")
+    # Nothing in our books moved: the orders stay paid, the extra refund is only an item.
+    for out_trade_no in (outside, revoked):
+        assert _get_status(app, out_trade_no) == "paid"
+    code, again, output = reconcile(app, "--channel", channel, "--date", day)
+    assert code == 0 and again is not None and again["new_items"] == 0, output
+    assert again["counts"] == expected

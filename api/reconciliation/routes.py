@@ -10,6 +10,7 @@ from typing import Any
 from flask import Response, g
 
 from api.db import get_session
+from api.extensions import cursor
 from api.extensions.smorest import Blueprint
 from api.reconciliation import export, threeway, workflow
 from api.reconciliation.schemas import (
@@ -36,6 +37,11 @@ READERS = ("finance", "auditor")
 ACTORS = ("finance",)
 
 
+def _page_args(args: dict[str, Any]) -> dict[str, Any]:
+    """Take the cursor arguments out of `args`, leaving the filters."""
+    return {k: args.pop(k) for k in ("cursor", "limit", "order") if k in args}
+
+
 def _actor() -> str:
     return f"staff:{g.staff.id}"
 
@@ -43,18 +49,13 @@ def _actor() -> str:
 @blp.route("/runs", methods=["GET"])
 @blp.login_required(kind="staff", roles=READERS)
 @blp.arguments(RunQuerySchema, location="query")
-@blp.response(200, RunSchema(many=True))
-@blp.paginate(page_size=50, max_page_size=500)
-def list_runs(args: dict[str, Any], pagination_parameters: Any) -> Any:
-    """Reconciliation runs, newest bill date first."""
-    rows, total = workflow.list_runs(
-        get_session(),
-        offset=pagination_parameters.first_item,
-        limit=pagination_parameters.page_size,
-        **args,
-    )
-    pagination_parameters.item_count = total
-    return rows
+@blp.response(200, RunSchema(many=True), headers=cursor.NEXT_CURSOR_HEADER)
+def list_runs(args: dict[str, Any]) -> Any:
+    """Reconciliation runs, newest first. Pages by cursor: `limit` (default 50, at most 500),
+    `order` (desc | asc) and `cursor` = the `X-Next-Cursor` of the previous page."""
+    page_args = _page_args(args)
+    rows, next_cursor = workflow.list_runs(get_session(), page_args=page_args, **args)
+    return rows, 200, cursor.headers(next_cursor, page_args)
 
 
 @blp.route("/runs/<int:run_id>", methods=["GET"])
@@ -84,7 +85,7 @@ def export_run(args: dict[str, Any], run_id: int) -> Response:
     """The run's difference items as CSV (UTF-8 BOM) or XLSX, cells neutralised."""
     session = get_session()
     run = workflow.get_run(session, run_id)
-    items, _ = workflow.list_items(session, offset=0, limit=100_000, run_id=run.id)
+    items = workflow.run_items(session, run.id)
     name = f"reconciliation-{run.channel}-{run.bill_date.isoformat()}"
     if args["format"] == "xlsx":
         body = export.to_xlsx(items, title=name)
@@ -101,19 +102,13 @@ def export_run(args: dict[str, Any], run_id: int) -> Response:
 @blp.route("/items", methods=["GET"])
 @blp.login_required(kind="staff", roles=READERS)
 @blp.arguments(ItemQuerySchema, location="query")
-@blp.response(200, ItemSchema(many=True))
-@blp.paginate(page_size=50, max_page_size=500)
-def list_items(args: dict[str, Any], pagination_parameters: Any) -> Any:
-    """Difference items; `status=open` is the suspense pool (挂账). Filters: status, type,
-    channel, date (the bill's Beijing date)."""
-    rows, total = workflow.list_items(
-        get_session(),
-        offset=pagination_parameters.first_item,
-        limit=pagination_parameters.page_size,
-        **args,
-    )
-    pagination_parameters.item_count = total
-    return rows
+@blp.response(200, ItemSchema(many=True), headers=cursor.NEXT_CURSOR_HEADER)
+def list_items(args: dict[str, Any]) -> Any:
+    """Difference items, newest first; `status=open` is the suspense pool (挂账). Filters:
+    status, type, channel, date (the bill's Beijing date). Pages by cursor like the runs."""
+    page_args = _page_args(args)
+    rows, next_cursor = workflow.list_items(get_session(), page_args=page_args, **args)
+    return rows, 200, cursor.headers(next_cursor, page_args)
 
 
 @blp.route("/items/<int:item_id>", methods=["GET"])

@@ -5,13 +5,14 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from api.extensions.cursor import CursorFields
 from api.extensions.smorest import Schema
 from api.reconciliation.models import OUTCOMES, ItemStatus, Resolution
 
 CHANNELS = ("wechat", "alipay")
 
 
-class RunQuerySchema(Schema):
+class RunQuerySchema(CursorFields, Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
@@ -38,7 +39,7 @@ class RunSchema(Schema):
     finished_at = ma.fields.DateTime()
 
 
-class ItemQuerySchema(Schema):
+class ItemQuerySchema(CursorFields, Schema):
     class Meta:
         unknown = ma.EXCLUDE
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.audit.service import record as audit
 from api.db import utcnow
 from api.errors import Conflict, DomainError, NotFound
+from api.extensions.cursor import keyset, page
 from api.reconciliation.models import (
     MONEY_ACTIONS,
     ItemStatus,
@@ -69,31 +70,30 @@ def item_query(
 
 
 def list_items(
-    session: Session, *, offset: int, limit: int, **filters: Any
-) -> tuple[list[ReconciliationItem], int]:
-    query = item_query(**filters)
-    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    rows = session.scalars(
-        query.order_by(ReconciliationItem.bill_date.desc(), ReconciliationItem.id)
-        .offset(offset)
-        .limit(limit)
-    )
-    return list(rows), total
+    session: Session, *, page_args: dict[str, Any], **filters: Any
+) -> tuple[list[ReconciliationItem], str | None]:
+    """One page of items by id cursor, newest first by default: (rows, next_cursor). An item
+    re-checked or resolved while someone pages stays where it was; a new run's items come
+    after the cursor, never into the middle of a page already read."""
+    query = keyset(item_query(**filters), ReconciliationItem.id, page_args)
+    return page(session.scalars(query).all(), page_args, id_of=lambda i: i.id)
+
+
+def run_items(session: Session, run_id: int) -> list[ReconciliationItem]:
+    """Every item of one run, in id order (for the run's export)."""
+    query = item_query(run_id=run_id).order_by(ReconciliationItem.id)
+    return list(session.scalars(query))
 
 
 def list_runs(
-    session: Session, *, offset: int, limit: int, channel: str | None = None
-) -> tuple[list[ReconciliationRun], int]:
+    session: Session, *, page_args: dict[str, Any], channel: str | None = None
+) -> tuple[list[ReconciliationRun], str | None]:
+    """One page of runs by id cursor, newest first by default: (rows, next_cursor)."""
     query = select(ReconciliationRun)
     if channel:
         query = query.where(ReconciliationRun.channel == channel)
-    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    rows = session.scalars(
-        query.order_by(ReconciliationRun.bill_date.desc(), ReconciliationRun.channel)
-        .offset(offset)
-        .limit(limit)
-    )
-    return list(rows), total
+    query = keyset(query, ReconciliationRun.id, page_args)
+    return page(session.scalars(query).all(), page_args, id_of=lambda r: r.id)
 
 
 def get_run(session: Session, run_id: int) -> ReconciliationRun:

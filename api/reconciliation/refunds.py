@@ -53,6 +53,8 @@ def check_applicable(session: Session, item: ReconciliationItem) -> None:
     if item.type == Outcome.AMOUNT_MISMATCH:
         if bill - ours <= 0:
             raise NotApplicable("渠道金额不高于订单金额，没有多收的款项可退")
+        if not _order_paid(session, item.out_trade_no, item.channel):
+            raise NotApplicable("该订单在本系统中不是已支付状态，不能退款")
     elif item.type in (Outcome.MISSING_OURS, Outcome.STATUS_MISMATCH):
         if item.type == Outcome.STATUS_MISMATCH and item.bill_status not in PAID_ROW_STATUSES:
             raise NotApplicable("渠道账单未显示该笔已支付，不能退款")

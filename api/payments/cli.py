@@ -17,6 +17,7 @@ from api.errors import DomainError
 from api.payments import healing
 from api.payments.government import run_government_batch
 from api.payments.refunds import process_due_refunds
+from api.payments.stray_refunds import process_due_stray_refunds
 
 payments_cli = AppGroup("payments", help="Payment orders: reconcile, expire, refunds, worker.")
 
@@ -93,8 +94,11 @@ def expire_command() -> None:
 @payments_cli.command("process-refunds")
 @click.option("--limit", type=click.IntRange(min=1), default=50)
 def process_refunds_command(limit: int) -> None:
-    """Send due refunds to their channel and book the answers."""
-    _echo(process_due_refunds(get_db(), _settings(), limit=limit))
+    """Send due refunds (of our orders, and stray ones) to their channel and book the answers."""
+    counts = process_due_refunds(get_db(), _settings(), limit=limit)
+    for key, n in process_due_stray_refunds(get_db(), _settings(), limit=limit).items():
+        counts[f"stray_{key}"] = counts.get(f"stray_{key}", 0) + n
+    _echo(counts)
 
 
 @payments_cli.command("worker")

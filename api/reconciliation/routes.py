@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, g
+from flask import Response, current_app, g
 
-from api.db import get_session
+from api.db import get_db, get_session
 from api.extensions import cursor
 from api.extensions.smorest import Blueprint
-from api.reconciliation import export, threeway, workflow
+from api.payments import books
+from api.reconciliation import export, refunds, threeway, workflow
 from api.reconciliation.schemas import (
     ApproveSchema,
     AssignSchema,
@@ -156,7 +157,8 @@ def comment(body: dict[str, Any], item_id: int) -> Any:
 @blp.response(200, ItemSchema)
 def resolve(body: dict[str, Any], item_id: int) -> Any:
     """Resolve: healed | matched_manually | carried_over at once; refund | write_off wait for
-    a second finance user's approval (maker–checker)."""
+    a second finance user's approval (maker–checker). `refund` is refused (409
+    `refund_not_applicable`) where no refund applies (docs/reconciliation.md)."""
     item = workflow.resolve(
         get_session(), item_id, action=body["action"], reason=body["reason"], actor=_actor()
     )
@@ -169,7 +171,9 @@ def resolve(body: dict[str, Any], item_id: int) -> Any:
 @blp.response(200, ItemSchema)
 def approve(body: dict[str, Any], item_id: int) -> Any:
     """Approve (or with `approve: false` send back) a pending refund / write_off; the maker
-    may not approve their own (403 maker_checker)."""
+    may not approve their own (403 maker_checker). An approved `write_off` is resolved; an
+    approved `refund` decides the refund in the approval's transaction (`refund_pending`, with
+    `refund_out_refund_no`), sends it at once, and is resolved when the refund succeeds."""
     session = get_session()
     try:
         item = workflow.approve(
@@ -180,7 +184,15 @@ def approve(body: dict[str, Any], item_id: int) -> Any:
         workflow.record_refusal(session, item_id, actor=_actor())
         session.commit()
         raise
-    return _commit_view(item)
+    out_refund_no = item.refund_out_refund_no
+    session.commit()
+    if out_refund_no is not None:
+        # Committed with its approval; sent at once (the worker retries what cannot be sent).
+        db = get_db()
+        books.send_refunds(db, current_app.config["SETTINGS"], [out_refund_no])
+        refunds.settle_refund_items(db, only=[item_id])
+        session = get_session()
+    return workflow.get_item(session, item_id)
 
 
 @blp.route("/three-way", methods=["GET"])

@@ -69,6 +69,11 @@ class ItemSchema(Schema):
     assignee = ma.fields.String(allow_none=True)
     maker = ma.fields.String(allow_none=True)
     checker = ma.fields.String(allow_none=True)
+    refund_out_refund_no = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "the refund an approved `refund` decided (status refund_pending)"},
+    )
+    refund_amount_fen = ma.fields.Integer(allow_none=True)
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
     resolved_at = ma.fields.DateTime(allow_none=True)

@@ -101,14 +101,18 @@ def test_pool_resolve_and_maker_checker(
     assert client.get(f"{BASE}/items/{item}", headers=maker).json["status"] == "pending_approval"
     approved = client.post(f"{BASE}/items/{item}/approve", headers=checker, json={"note": "同意"})
     assert approved.status_code == 200, approved.json
-    assert (approved.json["status"], approved.json["resolution"]) == ("resolved", "refund")
+    # The approval decided a stray refund in its own transaction; the channel (not running
+    # here) will be asked by the worker, so the item waits for it.
+    assert (approved.json["status"], approved.json["resolution"]) == ("refund_pending", "refund")
     assert approved.json["maker"] != approved.json["checker"]
+    assert approved.json["refund_out_refund_no"].startswith("SSR")
+    assert approved.json["refund_amount_fen"] == 12300
 
     detail = client.get(f"{BASE}/items/{item}", headers=auditor).json
     assert [h["action"] for h in detail["history"]] == [
-        "assign", "comment", "resolve:refund", "approve",
+        "assign", "comment", "resolve:refund", "approve", "refund_requested",
     ]  # fmt: skip
-    assert detail["history"][-1]["to_status"] == "resolved"
+    assert detail["history"][-1]["to_status"] == "refund_pending"
     actions = session.scalars(
         select(AuditEvent.action)
         .where(AuditEvent.subject == f"reconciliation_item:{item}")

@@ -152,13 +152,24 @@ def _read_ours(
     list[books.OrderFacts],
     list[books.RefundFacts],
 ]:
+    """Our records for the bill's keys, and ours of the day the bill does not show as paid.
+
+    The day's paid orders are read as keys; facts are asked only for those without a payment
+    row on the bill (the others were read with the bill's keys): a busy day's 50,000 orders
+    are not read twice."""
     start, end = books.beijing_day(day)
+    billed = {r.out_trade_no for r in rows if r.kind == "payment"}
     with db.job() as session:
         orders = books.orders_by_out_trade_no(session, (r.out_trade_no for r in rows))
         refunds = books.refunds_by_out_refund_no(
             session, (r.out_refund_no for r in rows if r.out_refund_no)
         )
-        paid = books.paid_orders_between(session, channel, start, end)
+        unbilled = [
+            key
+            for key in books.paid_keys_between(session, channel, start, end)
+            if key not in billed
+        ]
+        paid = list(books.orders_by_out_trade_no(session, unbilled).values())
         refunded = books.refunds_between(session, channel, start, end)
     return orders, refunds, paid, refunded
 

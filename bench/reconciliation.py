@@ -19,11 +19,20 @@ Measured, in the same run:
   in one batch and joined to `payment_orders` in one plain SQL statement (what any
   reconciliation must at least do: read every row, find every order).
 
-Target: product within 3× the floor, and under 30 s. After the timed run, every SELECT the
-product sent is EXPLAINed and any sequential scan of a table is reported (the reads must be
-index-driven at this size). There is no reuse of a loaded district between runs (bench/common
-has no such mechanism): each run loads its own database, dropped afterwards, and prints how
-long that took.
+Each is measured BENCH_RECON_REPEAT times (default 3), interleaved (floor, product, floor,
+product, ...; the stored run and its items are deleted between repeats, so each product run
+does the whole work again); the row gives the best of each, the notes every pair (the first
+pair is the cold one, right after the load). Target: product within 3× the floor, and under 30 s.
+
+After the timed runs, every SELECT the product's first run sent is EXPLAINed and any
+sequential scan of a table is reported. At full scale two are expected and right: the bill's
+20,000-key chunks (`= ANY`) probe a hashed key array in one pass over `payment_orders`
+(cheaper than 20,000 unique-index lookups while the season holds ~130,000 orders), and the
+bill day's total reads 50,000 of them (40 %); an ordinary day's reads go through
+`ix_payment_orders_paid_at` (tests/perf/test_reconciliation_plans.py).
+
+There is no reuse of a loaded district between runs (bench/common has no such mechanism):
+each run loads its own database, dropped afterwards, and prints how long that took.
 """
 
 from __future__ import annotations
@@ -183,39 +192,61 @@ def _explain(url: str, statements: list[tuple[str, Any]]) -> list[str]:
     return lines
 
 
+def _forget_runs(url: str) -> None:
+    """Drop the stored runs and items, so a repeat reconciles the day afresh."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for table in ("reconciliation_item_events", "reconciliation_items"):
+                conn.execute(text(f"DELETE FROM {table}"))
+            conn.execute(text("DELETE FROM reconciliation_runs"))
+    finally:
+        engine.dispose()
+
+
 def run(args: Any = None) -> list[dict[str, Any]]:
     quick = bool(getattr(args, "quick", False))
     scale = float(os.environ.get("BENCH_RECON_SCALE", 0.1 if quick else 1.0))
+    repeat = int(os.environ.get("BENCH_RECON_REPEAT", 3))
     busy = ROWS // 10 if quick else ROWS
     name = f"reconcile {busy:,} WeChat bill rows, district at scale {scale:g} (PostgreSQL)"
     if not pg_available():
         return [{"bench": "reconciliation", "name": name, "skipped": "PostgreSQL unreachable"}]
+    from api.reconciliation.runs import run as reconcile
+
+    pairs: list[tuple[float, float]] = []
     with pg_database("ssi_recon") as url:
         app = migrated_app(url)
         load_s, season = _load(app, scale, busy)
         sizes = _sizes(url)
         bill, expected = _bill(season.busy)
-        floor_s, floor_matched = _floor(url, bill)
-        from api.reconciliation.runs import run as reconcile
-
         db = app.extensions["database"]
         sent: list[tuple[str, Any]] = []
 
         def remember(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
             sent.append((statement, params))
 
-        event.listen(db.engine, "before_cursor_execute", remember)
-        with app.app_context():
-            began = time.perf_counter()
-            report = reconcile(db, app.config["SETTINGS"], "wechat", DAY, data=bill)
-            product_s = time.perf_counter() - began
-            db.session.remove()
-        event.remove(db.engine, "before_cursor_execute", remember)
+        for attempt in range(repeat):  # interleaved: floor, product, floor, product, ...
+            if attempt:
+                _forget_runs(url)
+            floor_s, floor_matched = _floor(url, bill)
+            assert floor_matched == expected["matched"], (floor_matched, expected)
+            if attempt == 0:
+                event.listen(db.engine, "before_cursor_execute", remember)
+            with app.app_context():
+                began = time.perf_counter()
+                report = reconcile(db, app.config["SETTINGS"], "wechat", DAY, data=bill)
+                product_s = time.perf_counter() - began
+                db.session.remove()
+            if attempt == 0:
+                event.remove(db.engine, "before_cursor_execute", remember)
+            counts = {k: v for k, v in report.counts.items() if v}
+            assert counts == {k: v for k, v in expected.items() if v}, (counts, expected)
+            pairs.append((product_s, floor_s))
         plans = _explain(url, sent)
         db.dispose()
-    counts = {k: v for k, v in report.counts.items() if v}
-    assert counts == {k: v for k, v in expected.items() if v}, (counts, expected)
-    assert floor_matched == expected["matched"], (floor_matched, expected)
+    product_s, floor_s = min(p for p, _ in pairs), min(f for _, f in pairs)
+    each = ", ".join(f"{p:.2f}/{f:.2f} ({p / f:.2f})" for p, f in pairs)
     ratio = product_s / floor_s
     verdict = "PASS" if ratio <= 3.0 and product_s < 30 else "FAIL"
     under_30 = "met" if product_s < 30 else "MISSED"
@@ -225,7 +256,8 @@ def run(args: Any = None) -> list[dict[str, Any]]:
         f"{sizes['contributions']:,} contributions, "
         f"pg_database_size {sizes['db_bytes'] / 2**20:,.0f} MB; loaded in {load_s:.1f} s\n"
         f"bill: {len(bill):,} bytes, {report.bill_rows:,} rows; outcomes {counts}\n"
-        f"product {product_s:.2f} s, floor {floor_s:.2f} s, ratio {ratio:.2f} "
+        f"product/floor seconds (ratio), {repeat} interleaved runs: {each}\n"
+        f"best of {repeat}: product {product_s:.2f} s, floor {floor_s:.2f} s, ratio {ratio:.2f} "
         f"(target ≤ 3× and < 30 s): {verdict}\n"
         "product's reads, EXPLAINed:\n  " + "\n  ".join(plans)
     )
@@ -242,7 +274,8 @@ def run(args: Any = None) -> list[dict[str, Any]]:
             target_ratio=3.0,
             better="lower",
             notes=(
-                f"< 30 s {under_30}; {sizes['persons']:,} persons, "
+                f"best of {repeat} interleaved (product/floor s: {each}); < 30 s {under_30}; "
+                f"{sizes['persons']:,} persons, "
                 f"{sizes['households']:,} households, {sizes['orders']:,} orders, "
                 f"{sizes['contributions']:,} contributions, "
                 f"{sizes['db_bytes'] / 2**20:,.0f} MB; loaded in {load_s:.0f} s; "

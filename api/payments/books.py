@@ -59,6 +59,7 @@ __all__ = [
     "fetch_bill",
     "heal_payment",
     "orders_by_out_trade_no",
+    "paid_keys_between",
     "paid_orders_between",
     "paid_total_between",
     "parse_bill",
@@ -207,27 +208,38 @@ def refunds_by_out_refund_no(session: Session, keys: Iterable[str]) -> dict[str,
     return found
 
 
-def paid_orders_between(
-    session: Session, channel: str, start: datetime, end: datetime
-) -> list[OrderFacts]:
-    """Orders of `channel` paid in [start, end) by the channel's payment time."""
-    query = select(*_ORDER_COLUMNS).where(
+def _paid_between(channel: str, start: datetime, end: datetime) -> Any:
+    """Orders of `channel` paid in [start, end) by the channel's payment time (read through
+    `ix_payment_orders_paid_at`: one day among a season's orders)."""
+    return and_(
         PaymentOrder.channel == channel,
         PaymentOrder.status.in_(PAID_STATES),
         PaymentOrder.paid_at >= start,
         PaymentOrder.paid_at < end,
     )
+
+
+def paid_orders_between(
+    session: Session, channel: str, start: datetime, end: datetime
+) -> list[OrderFacts]:
+    """Orders of `channel` paid in [start, end) by the channel's payment time."""
+    query = select(*_ORDER_COLUMNS).where(_paid_between(channel, start, end))
     return [OrderFacts(*row) for row in session.execute(query)]
+
+
+def paid_keys_between(session: Session, channel: str, start: datetime, end: datetime) -> list[str]:
+    """The out_trade_no of `paid_orders_between`: a busy day's bill already brought most of
+    those orders' facts (`orders_by_out_trade_no`), so the day is read as keys only and the
+    caller asks for the facts it lacks."""
+    query = select(PaymentOrder.out_trade_no).where(_paid_between(channel, start, end))
+    return list(session.scalars(query))
 
 
 def paid_total_between(session: Session, channel: str, start: datetime, end: datetime) -> int:
     """The sum of `paid_orders_between`'s amounts, in one aggregate."""
     total = session.scalar(
         select(func.coalesce(func.sum(PaymentOrder.amount_fen), 0)).where(
-            PaymentOrder.channel == channel,
-            PaymentOrder.status.in_(PAID_STATES),
-            PaymentOrder.paid_at >= start,
-            PaymentOrder.paid_at < end,
+            _paid_between(channel, start, end)
         )
     )
     return int(total or 0)

@@ -1,6 +1,6 @@
 """payments: index payment_orders.paid_at (reconciliation reads one day of a season)
 
-Revision ID: 0008r_payment_orders_paid_at
+Revision ID: 0009r_payment_orders_paid_at
 Revises: 0007r_reconciliation
 Create Date: 2026-12-05 13:25:00.000000
 
@@ -14,8 +14,8 @@ CREATE INDEX: lock and statement timeouts come from migrations/env.py; at the di
 from alembic import op
 
 
-revision = '0008r_payment_orders_paid_at'
-down_revision = '0007r_reconciliation'
+revision = '0009r_payment_orders_paid_at'
+down_revision = '0008r_recon_refunds'
 branch_labels = None
 depends_on = None
 

@@ -319,10 +319,6 @@ def collect(
     if not cash.collection_open(year=year, on=today):
         raise CollectionClosed()
     wanted = _wanted(choices)
-    paid = paid_keys(session, household_id=household_id, year=year)
-    already = [w for w in wanted if w in paid]
-    if already:
-        raise cash.AlreadyPaid(errors={"json": {"items": [_item_label(w) for w in already]}})
     actor = f"staff:{staff.id}"
     for choice in choices:
         if choice.pension_tier is not None:
@@ -340,6 +336,12 @@ def collect(
         (d.person_id, d.insurance): d
         for d in cash.collectable_dues(session, household_id=household_id, year=year, on=today)
     }
+    # Paid is read after the dues: a premium paid by a rival between the two reads is then
+    # "already paid" (409), never "nothing owed".
+    paid = paid_keys(session, household_id=household_id, year=year)
+    already = [w for w in wanted if w in paid]
+    if already:
+        raise cash.AlreadyPaid(errors={"json": {"items": [_item_label(w) for w in already]}})
     missing = [w for w in wanted if w not in dues]
     if missing:
         raise NothingOwed(errors={"json": {"items": [_item_label(w) for w in missing]}})

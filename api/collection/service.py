@@ -336,14 +336,14 @@ def collect(
         (d.person_id, d.insurance): d
         for d in cash.collectable_dues(session, household_id=household_id, year=year, on=today)
     }
-    # Paid is read after the dues: a premium paid by a rival between the two reads is then
-    # "already paid" (409), never "nothing owed".
-    paid = paid_keys(session, household_id=household_id, year=year)
-    already = [w for w in wanted if w in paid]
-    if already:
-        raise cash.AlreadyPaid(errors={"json": {"items": [_item_label(w) for w in already]}})
     missing = [w for w in wanted if w not in dues]
     if missing:
+        # Why not owed: paid is read after the dues, so a premium a rival paid between the
+        # two reads is "already paid" (409), never "nothing owed".
+        paid = paid_keys(session, household_id=household_id, year=year)
+        already = [w for w in missing if w in paid]
+        if already:
+            raise cash.AlreadyPaid(errors={"json": {"items": [_item_label(w) for w in already]}})
         raise NothingOwed(errors={"json": {"items": [_item_label(w) for w in missing]}})
     medical_owed = {pid for pid, ins in dues if ins == "medical"}
     medical_chosen = {pid for pid, ins in wanted if ins == "medical"}

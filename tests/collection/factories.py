@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from api.auth.models import HouseholdBinding, ResidentAccount, StaffAccount
 from api.auth.tokens import issue_token
-from api.households.models import Enrollment, Household, Person, PersonCategory, Town, Village
-from tests.payments.factories import Member, id_number
+from api.households.models import Household, Town, Village
+from tests.payments import factories as payments_factories
+from tests.payments.factories import Member
 
 _seq = itertools.count(1)
 TODAY = "2019-11-05"  # the concentrated payment phase of the 2020 window
@@ -41,28 +42,8 @@ def make_village(session: Session, town: Town | None = None) -> Village:
 def make_household(
     session: Session, village: Village, members: list[Member] | None = None
 ) -> Household:
-    n = next(_seq)
-    household = Household(village=village, household_no=f"{n:04d}")
-    session.add(household)
-    for i, m in enumerate(members or FAMILY):
-        person = Person(
-            household=household,
-            id_number=id_number(m.birth, 500 + n * 7 + i),
-            name=m.name,
-            birth_date=m.birth,
-            sex="1" if i % 2 == 0 else "2",
-            student=m.student,
-            employee_medical=m.employee_medical,
-            employee_pension=m.employee_pension,
-        )
-        person.categories = [PersonCategory(category=c) for c in m.categories]
-        if m.pension_tier is not None:
-            person.enrollments = [
-                Enrollment(insurance="pension", year=2020, pension_tier=m.pension_tier)
-            ]
-        session.add(person)
-    session.flush()
-    return household
+    """A household of `members` (default: two adults and a child) in `village`."""
+    return payments_factories.make_household(session, members or FAMILY, village=village)
 
 
 def make_staff(

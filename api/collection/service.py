@@ -44,7 +44,7 @@ from api.auth.service import staff_names
 from api.collection.models import Receipt, ReceiptCounter, ReceiptLine, ReceiptStatus
 from api.db import Database
 from api.documents.capitals import fen_in_capitals
-from api.errors import Conflict, InvalidInput, NotFound
+from api.errors import Conflict, DomainError, InvalidInput, NotFound
 from api.extensions.cursor import keyset, page
 from api.households import service as households
 from api.payments import cash
@@ -256,7 +256,8 @@ def collect_once(
 
     Commits (the edge of the collection's one transaction), so a rival request with the same
     key that lost the race can be answered with the winner's receipt: a concurrent copy fails
-    on the contributions' unique index or the key's, is rolled back, and finds the receipt.
+    (already paid, the contributions' unique index or the key's), is rolled back, and finds
+    the receipt; any other failure is raised as it is.
     """
     session = db.session()
     existing = _by_key(session, staff.id, idempotency_key)
@@ -276,7 +277,9 @@ def collect_once(
         )
         session.commit()
         return receipt, True
-    except (cash.AlreadyPaid, IntegrityError):
+    except (DomainError, IntegrityError):
+        # A copy of this request that committed first makes this one fail (already paid,
+        # a tier no longer changeable, the key's unique constraint): answer its receipt.
         session.rollback()
         existing = _by_key(session, staff.id, idempotency_key)
         if existing is not None:

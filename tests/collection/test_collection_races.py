@@ -274,3 +274,60 @@ def test_cash_for_persons_just_paid_online_is_refused(
     assert answer.get_json()["code"] == "already_paid"
     assert session.scalars(select(Receipt).where(Receipt.village_id == village.id)).all() == []
     assert session.get(ReceiptCounter, (village.id, 2020)) is None  # no number consumed
+
+
+def test_two_copies_of_one_request_sent_at_once_give_one_receipt(
+    pg_committing_app: Flask,
+) -> None:
+    app = pg_committing_app
+    engine = app.extensions["database"].engine
+    database = app.extensions["database"]
+    with Session(engine) as session:
+        village = make_village(session)
+        household = make_household(session, village)
+        agent = make_staff(session, "agent", village=village)
+        session.commit()
+        agent_id, household_id, village_id = agent.id, household.id, village.id
+        choices = [
+            service.Choice(
+                person_id=p.id,
+                insurances=("medical", "pension") if p.birth_date.year < 2000 else ("medical",),
+                pension_tier=500 if p.birth_date.year < 2000 else None,
+            )
+            for p in household.members
+        ]
+    answers: list[tuple[str, bool]] = []
+    barrier = threading.Barrier(2)
+
+    def send() -> None:
+        with app.app_context():
+            barrier.wait()
+            try:
+                receipt, issued = service.collect_once(
+                    database,
+                    staff=database.session().get(StaffAccount, agent_id),
+                    household_id=household_id,
+                    year=2020,
+                    choices=choices,
+                    today=ON,
+                    now=clock.now(TODAY),
+                    idempotency_key="same-key",
+                    request_hash="same-body",
+                )
+                answers.append((receipt.receipt_no, issued))
+            finally:
+                database.session.remove()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+    assert len(answers) == 2
+    assert answers[0][0] == answers[1][0]
+    assert sorted(issued for _, issued in answers) == [False, True]
+    with Session(engine) as session:
+        receipts = session.scalars(select(Receipt).where(Receipt.village_id == village_id)).all()
+        assert [r.seq for r in receipts] == [1]
+        assert receipts[0].amount_fen == 3 * MEDICAL_FEN + 2 * 50000

@@ -6,6 +6,7 @@ Services flush, never commit; the routes and the CLI commit at the edge (STYLE.m
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -279,3 +280,13 @@ def create_staff(
         detail={"username": username, "role": role},
     )
     return staff
+
+
+def staff_names(session: Session, *, staff_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """Username and display name of staff accounts by id (for documents naming who acted)."""
+    rows = session.execute(
+        select(StaffAccount.id, StaffAccount.username, StaffAccount.display_name).where(
+            StaffAccount.id.in_(list(staff_ids))
+        )
+    ).all()
+    return {i: {"username": u, "display_name": d} for i, u, d in rows}

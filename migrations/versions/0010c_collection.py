@@ -1,7 +1,7 @@
 """collection: agent receipts, lines and per-village counters
 
-Revision ID: 0009c_collection
-Revises: 0007r_reconciliation
+Revision ID: 0010c_collection
+Revises: 0009r_payment_orders_paid_at
 Create Date: 2026-12-05 13:07:45.036925
 
 New tables only (api/collection/models.py), nothing altered: the revision may be re-pointed
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 import api.db
 
 
-revision = '0009c_collection'
-down_revision = '0007r_reconciliation'
+revision = '0010c_collection'
+down_revision = '0009r_payment_orders_paid_at'
 branch_labels = None
 depends_on = None
 

@@ -26,3 +26,6 @@ def register_blueprints(api: Api) -> None:
     from api.reconciliation.routes import blp as reconciliation_blp
 
     api.register_blueprint(reconciliation_blp)
+    from api.departments.routes import blp as departments_blp
+
+    api.register_blueprint(departments_blp)

@@ -22,3 +22,6 @@ def register_cli(app: Flask) -> None:
     from api.reconciliation.cli import reconcile_cli
 
     app.cli.add_command(reconcile_cli)
+    from api.departments.cli import departments_cli
+
+    app.cli.add_command(departments_cli)

@@ -33,13 +33,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.audit.service import record as audit
+from api.clock import BEIJING
 from api.db import utcnow
 from api.departments.models import ChangeEffect, DepartmentUpload
 from api.errors import DomainError
 from api.payments import orders as payment_orders
 from api.payments import refunds as payment_refunds
 from api.payments.government import PaidFact, paid_facts
-from api.payments.ledger import paid_on
 from api.payments.models import RefundReason
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def refundable_after_death(fact: PaidFact, died_on: date) -> bool:
     year began (covered until death otherwise); pension when it was paid after the death."""
     if fact.insurance == "medical":
         return died_on < date(fact.year, 1, 1)
-    return paid_on(fact.paid_at) > died_on
+    return fact.paid_at.astimezone(BEIJING).date() > died_on
 
 
 def death(

@@ -165,6 +165,7 @@ def _line_views(session: Session, lines: list[Any]) -> list[dict[str, Any]]:
                 "person_id": ln.person_id,
                 "id_number": mask_id_number(p.id_number),
                 "name": mask_name(p.name),
+                "birth_year": p.birth_date.year,
                 "insurance": ln.insurance,
                 "kind": str(ln.kind),
                 "label": labels[BatchLineKind(ln.kind)],

@@ -54,6 +54,7 @@ from api.policy.errors import UnknownYear
 from api.policy.idnumber import InvalidIdNumber, age_on, normalize_id_number
 
 KEEP_PER_KIND = 500  # lines listed per kind in an answer; the rest are counted
+KINDS = frozenset(k.value for k in LineKind)
 
 
 def policy_of(year: int) -> Policy:
@@ -86,6 +87,14 @@ class _Line:
     effective_on: date | None = None
     document_no: str = ""
     message: str = ""
+
+
+def _years_before(day: date, years: int) -> date:
+    """The same day `years` earlier (29 February → 28 February)."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
 
 
 def _parse_date(raw: str) -> date | None:
@@ -197,6 +206,19 @@ def upload_list(
                 )
             )
     counts = Counter(ln.kind for ln in lines)
+    extra: dict[str, int] = {}
+    if dept.kind == "age":
+        # The other direction of 卫健's reconciliation: persons whose ID number puts them in
+        # the band but whom the list does not name (counted; the list is not the source).
+        for key in covered:
+            low, high = AGE_BANDS[key]
+            in_band = people.count_born_between(
+                session,
+                after=_years_before(policy.age_reference_date, high) if high else None,
+                on_or_before=_years_before(policy.age_reference_date, low),
+            )
+            named = sum(1 for pid, k in listed if k == key)
+            extra[f"{key}_in_band_not_listed"] = max(0, in_band - named)
     upload = DepartmentUpload(
         department=dept.code,
         year=year,
@@ -204,7 +226,7 @@ def upload_list(
         file_name=file_name[:200],
         sha256=hashlib.sha256(data).hexdigest(),
         status=UploadStatus.PREVIEW,
-        counts={k.value: counts.get(k.value, 0) for k in LineKind},
+        counts={**{k.value: counts.get(k.value, 0) for k in LineKind}, **extra},
         late=False,
         uploaded_by=actor,
         uploaded_at=utcnow(),
@@ -299,7 +321,7 @@ def upload_view(
         "not_listed": {
             k: n - shown[k]
             for k, n in counts.items()
-            if n - shown[k] > 0 and (kind is None or k == kind)
+            if k in KINDS and n - shown[k] > 0 and (kind is None or k == kind)
         },
         "lines": lines,
     }

@@ -48,7 +48,6 @@ class LineKind(StrEnum):
     BAD_ID = "bad_id"
     BAD_ROW = "bad_row"  # unknown or foreign category, bad date, missing cell, repeated person
     AGE_MISMATCH = "age_mismatch"  # 卫健: listed, but the ID number's age is outside the band
-    PAID_BY_OTHER = "paid_by_other"  # listed, but another department pays the medical 代缴
 
 
 BLOCKING = frozenset({LineKind.NAME_MISMATCH, LineKind.BAD_ID, LineKind.BAD_ROW})

@@ -122,6 +122,7 @@ class BatchLineSchema(Schema):
     person_id = ma.fields.Integer()
     id_number = ma.fields.String(metadata={"description": "脱敏身份证号"})
     name = ma.fields.String(metadata={"description": "脱敏姓名"})
+    birth_year = ma.fields.Integer(metadata={"description": "出生年份（区分脱敏后同名的人）"})
     insurance = ma.fields.String()
     kind = ma.fields.String(metadata={"description": "book | reimburse | reverse"})
     label = ma.fields.String(

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from api.households.models import ID_NUMBER_INDEX, Person, PersonCategory
@@ -146,3 +146,15 @@ def record_death(session: Session, *, person_id: int, died_on: date) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(changed.rowcount)  # type: ignore[attr-defined]
+
+
+def count_born_between(session: Session, *, after: date | None, on_or_before: date) -> int:
+    """Living registered persons born in (`after`, `on_or_before`] (卫健's age bands)."""
+    query = (
+        select(func.count())
+        .select_from(Person)
+        .where(Person.birth_date <= on_or_before, Person.deceased_on.is_(None))
+    )
+    if after is not None:
+        query = query.where(Person.birth_date > after)
+    return int(session.scalar(query) or 0)

@@ -261,3 +261,36 @@ def test_xlsx_list_and_department_code_on_staff(app: Flask, session: Any, client
     r = upload(client, cl, buf.getvalue(), file_name="list.xlsx")
     assert r.status_code == 201, r.get_json()
     assert [(ln["line"], ln["kind"]) for ln in r.get_json()["lines"]] == [(2, "added")]
+
+
+def test_health_commission_age_lists_are_reconciled_with_the_id_number(
+    app: Flask, session: Any, client: Any
+) -> None:
+    """卫健's 60–69 list: a listed person of that age is added, one of another age is an
+    `age_mismatch` (the ID number is the source), and persons of that age it does not name
+    are counted the other way."""
+    app.config["APP_TODAY"] = ON_TIME
+    h = make_household(
+        session,
+        [
+            Member(date(1955, 3, 1), name="王老一"),  # 64 on 2020-01-01
+            Member(date(1952, 3, 1), name="王老二"),  # 67, not listed
+            Member(date(1980, 3, 1), name="王年轻"),  # 39
+        ],
+    )
+    old, _, young = h.members
+    wj = staff(app, session, "department", "wj", "health_commission")
+    session.commit()
+    r = upload(client, wj, csv_of(row(old, "age_60_69"), row(young, "age_60_69")))
+    preview = r.get_json()
+    assert [(ln["line"], ln["kind"]) for ln in preview["lines"]] == [
+        (2, "added"),
+        (3, "age_mismatch"),
+    ]
+    assert preview["counts"]["age_60_69_in_band_not_listed"] == 1
+    assert preview["blocking"] == 0 and preview["not_listed"] == {}
+    applied = client.post(f"/api/v1/departments/uploads/{preview['id']}/apply", headers=wj)
+    assert applied.get_json()["added"] == 1
+    # An age list is not a special-group category: the rules read the age from the ID.
+    assert count(session, PersonCategory) == 0
+    assert count(session, ListEntry, ListEntry.key == "age_60_69") == 1

@@ -8,7 +8,9 @@ A department's draft batch (`draft`) is computed from the current state, for one
   the department pays the government's share back to them (个人已缴，代缴资金退付个人);
 - `reverse` — government contributions this department paid for a person it no longer pays
   for (removed from the list, paid by another department, or dead before the year began).
-Lines already in a submitted batch are not drafted again.
+Lines already in a batch are not drafted again (whichever department's batch holds them: a
+person is booked or reimbursed once a year); a `book` line that did not book at approval (the
+person had paid meanwhile, or another department pays now) releases its key (`ref = -id`).
 
 `submit` (the department) freezes the draft into a batch; `approve` (finance, a different
 user) books it in one transaction: each `book` line becomes a `source=government`
@@ -290,10 +292,12 @@ def approve(session: Session, *, batch_id: int, actor: str, on: date) -> Departm
         return batch
     policy = policy_of(batch.year)
     book = {ln.person_id: ln for ln in batch.lines if ln.kind == BatchLineKind.BOOK}
+    payers = _payers(session, policy, sorted(book))
+    book_now = sorted(pid for pid in book if payers.get(pid) == batch.department)
     items = [
         i
         for i in government_items(
-            session, policy=policy, person_ids=sorted(book), on=on, department=batch.department
+            session, policy=policy, person_ids=book_now, on=on, department=batch.department
         )
         if i.insurance == "medical" and i.person_id in book
     ]
@@ -310,6 +314,9 @@ def approve(session: Session, *, batch_id: int, actor: str, on: date) -> Departm
             ln.contribution_id, ln.outcome = booked[pid], "booked"
         else:
             ln.outcome = "already_paid" if pid in {p for p, _ in paid} else "no_longer_due"
+            ln.ref = -ln.id  # releases its key: a later batch may hold the person again
+    # A booked line whose person another department now pays, or who left the list since the
+    # batch was submitted, is not booked ("no_longer_due"); the next draft shows what is due.
     reversed_ids = set(
         ledger.reverse_contributions(
             session,

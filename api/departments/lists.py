@@ -435,7 +435,12 @@ def _take_effect(
         for ln in upload.lines
         if ln.person_id is not None and ln.kind in (LineKind.ADDED, LineKind.UNCHANGED)
     }
-    government = policy.medical.government_categories | policy.pension.tier100_categories
+    # Keys that lower what the person owes: an open order priced before is wrong now.
+    repricing = (
+        policy.medical.government_categories
+        | policy.pension.tier100_categories
+        | {k for k, fen in policy.medical.category_subsidy_fen if fen > 0}
+    )
     became_government: list[int] = []
     for (pid, key), ln in sorted(wanted.items()):
         assert pid is not None
@@ -464,7 +469,7 @@ def _take_effect(
             people.assert_category(
                 session, person_id=pid, category=key, source=dept.code, upload_id=upload.id
             )
-            if key in government:
+            if key in repricing:
                 became_government.append(pid)
     if dept.kind != "events":
         for (pid, key), entry in sorted(current.items()):

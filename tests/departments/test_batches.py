@@ -180,3 +180,33 @@ def test_cli_upload_apply_submit_approve(app: Flask, session: Any, tmp_path: Pat
     wrong = runner.invoke(args=["departments", "approve-batch", str(batch["id"]), "--as", "mz"])
     assert wrong.exit_code != 0
     assert count(session, Contribution, Contribution.source == "government") == 1
+
+
+def test_person_moved_to_another_department_before_approval(
+    app: Flask, session: Any, client: Any
+) -> None:
+    """民政 submits a line for b; 扶贫办 then lists b (it pays first): 民政's approval does not
+    book b, and 扶贫办's next batch does — the person is booked once, by the payer."""
+    app.config["APP_TODAY"] = ON_TIME
+    h = _household(session)
+    a, b, _ = h.members
+    mz = staff(app, session, "department", "mz", "civil_affairs")
+    fp = staff(app, session, "department", "fp", "poverty_office")
+    fin = staff(app, session, "finance", "fin")
+    session.commit()
+    upload_and_apply(client, mz, csv_of(row(a, "dibao"), row(b, "dibao")))
+    batch = client.post("/api/v1/departments/batch/submit", json={"year": 2020}, headers=mz)
+    upload_and_apply(client, fp, csv_of(row(b, "poverty_registered")))
+    # b is held by 民政's pending batch: not in 扶贫办's draft yet.
+    assert client.get("/api/v1/departments/batch?year=2020", headers=fp).get_json()["lines"] == []
+    done = client.post(f"/api/v1/departments/batches/{batch.get_json()['id']}/approve", headers=fin)
+    outcomes = {ln["person_id"]: ln["outcome"] for ln in done.get_json()["lines"]}
+    assert outcomes == {a.id: "booked", b.id: "no_longer_due"}
+    draft = client.get("/api/v1/departments/batch?year=2020", headers=fp).get_json()
+    assert [(ln["person_id"], ln["kind"]) for ln in draft["lines"]] == [(b.id, "book")]
+    fp_batch = client.post("/api/v1/departments/batch/submit", json={"year": 2020}, headers=fp)
+    client.post(f"/api/v1/departments/batches/{fp_batch.get_json()['id']}/approve", headers=fin)
+    payers = dict(
+        session.execute(select(Contribution.person_id, Contribution.paying_department)).all()
+    )
+    assert payers == {a.id: "civil_affairs", b.id: "poverty_office"}

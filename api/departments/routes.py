@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g
+from flask import current_app, g, request
 
 from api import clock
 from api.db import get_session
@@ -19,14 +19,13 @@ from api.departments.schemas import (
     BatchSchema,
     DraftSchema,
     SubmitSchema,
-    UploadFileSchema,
     UploadFormSchema,
     UploadListQuerySchema,
     UploadListSchema,
     UploadQuerySchema,
     UploadSchema,
 )
-from api.errors import DomainError
+from api.errors import DomainError, InvalidInput
 from api.extensions.smorest import Blueprint, ErrorSchema
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -85,20 +84,23 @@ def _finish(result: lists.ApplyResult) -> dict[str, Any]:
 
 @blp.route("/uploads", methods=["POST"])
 @blp.login_required(kind="staff", roles=("department",))
-@blp.arguments(UploadFormSchema, location="form")
-@blp.arguments(UploadFileSchema, location="files")
+@blp.arguments(UploadFormSchema, location="form", content_type="multipart/form-data")
 @blp.response(201, UploadSchema)
 @blp.alt_response(403, schema=ErrorSchema, description="foreign_category / no_department")
 @blp.alt_response(413, schema=ErrorSchema, description="payload_too_large")
 @blp.alt_response(422, schema=ErrorSchema, description="bad_header / unsupported_format / …")
-def upload(form: dict[str, Any], files: dict[str, Any]) -> dict[str, Any]:
+def upload(form: dict[str, Any]) -> dict[str, Any]:
     """上传部门名单（预览）
 
     CSV（UTF-8）或 XLSX，表头：身份证号、姓名、类别（或事件）、生效日期、文号。只生成预览
     （新增、移出、未变、名册中无此人、姓名不符、身份证号错误……，每行带文件行号），
     保存在服务器上；确认（apply）后才生效。只能上报本部门的类别。
     """
-    storage = files["file"]
+    storage = request.files.get("file")
+    if storage is None:
+        raise InvalidInput(
+            "请选择要上传的名单文件", code="file_required", errors={"files": {"file": ["必填字段"]}}
+        )
     data = storage.stream.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
         raise DomainError("名单文件过大（最多 20 MB）", code="payload_too_large", status=413)

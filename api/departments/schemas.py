@@ -9,14 +9,18 @@ from api.departments.models import BatchStatus, LineKind, UploadStatus
 from api.extensions.smorest import Schema
 
 
-class UploadFileSchema(Schema):
-    file = ma.fields.Raw(
-        required=True,
-        metadata={"type": "string", "format": "binary", "description": "名单文件（CSV 或 XLSX）"},
-    )
-
-
 class UploadFormSchema(Schema):
+    """The multipart form of an upload. `file` is documented here and read from the request's
+    files by the route (one requestBody: flask-smorest documents one location per body)."""
+
+    file = ma.fields.Raw(
+        load_default=None,
+        metadata={
+            "type": "string",
+            "format": "binary",
+            "description": "名单文件（CSV 或 XLSX），必填",
+        },
+    )
     year = ma.fields.Integer(
         required=True, validate=validate.Range(2000, 2100), metadata={"description": "保险年度"}
     )

@@ -230,6 +230,13 @@ def test_department_refused_other_departments_lists_and_batches(
     # Errors are JSON with a stable code, never a 500: a file that is not a list.
     bad = upload(client, mz, b"\x00\x01garbage", file_name="list.pdf")
     assert bad.status_code == 422 and bad.get_json()["code"] == "unsupported_format"
+    nofile = client.post(
+        "/api/v1/departments/uploads",
+        data={"year": "2020"},
+        headers=mz,
+        content_type="multipart/form-data",
+    )
+    assert nofile.status_code == 422 and nofile.get_json()["code"] == "file_required"
     header = upload(client, mz, "姓名\n王大明\n".encode())
     assert header.status_code == 422 and header.get_json()["code"] == "bad_header"
 

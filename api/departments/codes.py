@@ -47,6 +47,27 @@ KEY_LABELS = {
     "death": "死亡",
     "hukou_cancelled": "户籍注销",
 }
+# Chinese words accepted in a list's category column beside the keys (and the policy's labels).
+KEY_ALIASES = {
+    "重度残疾人": "disabled_severe",
+    "建档立卡贫困人口": "poverty_registered",
+    "建档立卡已脱贫": "poverty_lifted",
+    "已脱贫": "poverty_lifted",
+    "低保": "dibao",
+    "低保对象": "dibao",
+    "特困": "tekun",
+    "特困人员": "tekun",
+    "五保": "tekun",
+    "优抚对象": "youfu",
+    "孤儿": "orphan",
+    "60-69": "age_60_69",
+    "60–69 周岁": "age_60_69",
+    "70+": "age_70_plus",
+    "70 周岁及以上": "age_70_plus",
+    "死亡": "death",
+    "户籍注销": "hukou_cancelled",
+    "户口注销": "hukou_cancelled",
+}
 # 卫健's bands, by age on the policy's age reference date (policy [[medical.age_subsidies]]).
 AGE_BANDS = {"age_60_69": (60, 70), "age_70_plus": (70, None)}
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -35,7 +35,13 @@ from sqlalchemy.orm import Session
 from api.audit.service import record as audit
 from api.db import utcnow
 from api.departments import effects
-from api.departments.codes import AGE_BANDS, DEPARTMENTS, KEY_LABELS, department_of_key
+from api.departments.codes import (
+    AGE_BANDS,
+    DEPARTMENTS,
+    KEY_ALIASES,
+    KEY_LABELS,
+    department_of_key,
+)
 from api.departments.files import read_list
 from api.departments.models import (
     BLOCKING,
@@ -124,8 +130,11 @@ def upload_list(
     lines: list[_Line] = []
     good: list[tuple[_Line, str]] = []
     seen: set[tuple[str, str]] = set()
+    aliases = {**KEY_ALIASES, **{c.label: c.key for c in policy.categories}}
     for row in rows:
-        ln = _Line(row.line, LineKind.BAD_ROW, key=row.category, name=row.name)
+        key = aliases.get(row.category, row.category)
+        row = replace(row, category=key)
+        ln = _Line(row.line, LineKind.BAD_ROW, key=key, name=row.name)
         ln.id_number = row.id_number
         ln.document_no = row.document_no[:64]
         lines.append(ln)

@@ -261,13 +261,16 @@ def test_xlsx_list_and_department_code_on_staff(app: Flask, session: Any, client
     assert sheet is not None
     sheet.append(["身份证号", "姓名", "类别", "生效日期", "文号"])
     sheet.append(
-        [h.members[1].id_number, h.members[1].name, "disabled_severe", date(2019, 10, 1), "残联1号"]
+        [h.members[1].id_number, h.members[1].name, "重度残疾人", date(2019, 10, 1), "残联1号"]
     )
     buf = io.BytesIO()
     book.save(buf)
     r = upload(client, cl, buf.getvalue(), file_name="list.xlsx")
     assert r.status_code == 201, r.get_json()
-    assert [(ln["line"], ln["kind"]) for ln in r.get_json()["lines"]] == [(2, "added")]
+    # The Chinese name of the category is read as its key.
+    assert [(ln["line"], ln["kind"], ln["category"]) for ln in r.get_json()["lines"]] == [
+        (2, "added", "disabled_severe")
+    ]
 
 
 def test_health_commission_age_lists_are_reconciled_with_the_id_number(

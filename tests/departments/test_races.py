@@ -5,10 +5,11 @@ the same person, two death lists, and one batch approved twice at once."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -62,9 +63,20 @@ def _upload(session: Any, department: str, data: bytes) -> int:
     return up.id
 
 
-def test_applies_racing_change_each_thing_once(pg_committing_app: Flask) -> None:
-    app = pg_committing_app
-    app.config["APP_TODAY"] = DAY.isoformat()
+@pytest.fixture
+def pg_app(pg_committing_app: Flask) -> Iterator[Flask]:
+    """The committing PostgreSQL app on the demo day; its config is restored afterwards (the
+    app object is shared by the whole run)."""
+    saved = pg_committing_app.config.get("APP_TODAY", "")
+    pg_committing_app.config["APP_TODAY"] = DAY.isoformat()
+    try:
+        yield pg_committing_app
+    finally:
+        pg_committing_app.config["APP_TODAY"] = saved
+
+
+def test_applies_racing_change_each_thing_once(pg_app: Flask) -> None:
+    app = pg_app
     db = app.extensions["database"]
     with app.app_context():
         session = db.session()
@@ -128,9 +140,8 @@ def test_applies_racing_change_each_thing_once(pg_committing_app: Flask) -> None
         db.session.remove()
 
 
-def test_batch_approved_twice_at_once_books_once(pg_committing_app: Flask) -> None:
-    app = pg_committing_app
-    app.config["APP_TODAY"] = DAY.isoformat()
+def test_batch_approved_twice_at_once_books_once(pg_app: Flask) -> None:
+    app = pg_app
     db = app.extensions["database"]
     with app.app_context():
         session = db.session()

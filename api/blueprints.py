@@ -29,3 +29,6 @@ def register_blueprints(api: Api) -> None:
     from api.collection.routes import blp as collection_blp
 
     api.register_blueprint(collection_blp)
+    from api.departments.routes import blp as departments_blp
+
+    api.register_blueprint(departments_blp)

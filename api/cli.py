@@ -25,3 +25,6 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(collection_cli)
 
     app.cli.add_command(reconcile_cli)
+    from api.departments.cli import departments_cli
+
+    app.cli.add_command(departments_cli)

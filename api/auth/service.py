@@ -241,8 +241,14 @@ def create_staff(
         errors["village"] = ["代办员必须指定村居"]
     if role == "town" and town_row is None and "town" not in errors:
         errors["town"] = ["镇(街)账号必须指定镇(街)"]
-    if role == "department" and not (department or "").strip():
-        errors["department"] = ["部门账号必须指定部门"]
+    if role == "department":
+        from api.departments.codes import ALIASES, CODES
+
+        department = ALIASES.get((department or "").strip(), (department or "").strip())
+        if not department:
+            errors["department"] = ["部门账号必须指定部门"]
+        elif department not in CODES:
+            errors["department"] = [f"部门应为 {', '.join(CODES)} 之一"]
     if village_row is not None and town_row is not None and village_row.town_id != town_row.id:
         errors["village"] = ["该村居不属于所指定的镇(街)"]
     if role in DISTRICT_ROLES and role != "department" and (village_row or town_row):

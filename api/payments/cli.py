@@ -121,7 +121,19 @@ def worker_command(interval: float, once: bool) -> None:
 def government_batch_command(
     year: int, department: str | None, town: str | None, dry_run: bool
 ) -> None:
-    """Book the premiums the government pays (代缴) as source=government contributions."""
+    """Book the premiums the government pays (代缴) as source=government contributions.
+
+    District finance's batch: tier-100 pension, and the medical premiums of the groups that
+    only the roster (or another non-department source) marks. A medical premium whose
+    government category came from a department's list (api/departments) is that department's
+    batch (`flask departments batch`), never this one; a department code is refused here.
+    """
+    from api.departments.codes import CODES, MEDICAL_PAYER_ORDER
+
+    if department in CODES:
+        raise click.ClickException(
+            f"{department} 的代缴批次请用 flask departments batch --department {department}"
+        )
     actor = f"department:{department}" if department else "cli:government-batch"
     try:
         report = run_government_batch(
@@ -132,6 +144,7 @@ def government_batch_command(
             town=town,
             dry_run=dry_run,
             actor=actor,
+            skip_medical_sources=frozenset(MEDICAL_PAYER_ORDER),
         )
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc

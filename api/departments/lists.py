@@ -30,6 +30,8 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from api.audit.service import record as audit
@@ -420,21 +422,35 @@ def approve_upload(session: Session, *, upload_id: int, actor: str) -> ApplyResu
     return _take_effect(session, upload, policy=policy_of(upload.year), actor=actor)
 
 
+def _next_version(session: Session, department: str) -> int:
+    """The department's next list version, its row locked until the caller commits.
+
+    The row is made first if missing (a department seen for the first time) with an insert that
+    ignores a conflict: two first applies racing would otherwise both insert, and the loser
+    would fail on the primary key instead of waiting for the winner's lock."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        insert(DepartmentListVersion)
+        .values(department=department, version=0)
+        .on_conflict_do_nothing(index_elements=["department"])
+    )
+    version = session.scalar(
+        update(DepartmentListVersion)
+        .where(DepartmentListVersion.department == department)
+        .values(version=DepartmentListVersion.version + 1)
+        .returning(DepartmentListVersion.version)
+    )
+    assert version is not None  # the row exists: inserted above or before
+    return int(version)
+
+
 def _take_effect(
     session: Session, upload: DepartmentUpload, *, policy: Policy, actor: str
 ) -> ApplyResult:
     """Replace the department's list for the upload's keys, record the history, and run the
     effects of each change; in the caller's transaction."""
-    version = session.scalar(
-        update(DepartmentListVersion)
-        .where(DepartmentListVersion.department == upload.department)
-        .values(version=DepartmentListVersion.version + 1)
-        .returning(DepartmentListVersion.version)
-    )
-    if version is None:  # a department code added after the migration
-        session.add(DepartmentListVersion(department=upload.department, version=1))
-        session.flush()
-        version = 1
+    version = _next_version(session, upload.department)
     upload.version = version
     result = ApplyResult(upload, changed=True)
     dept = DEPARTMENTS[upload.department]

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from api.departments import batches, lists
-from api.departments.models import BatchLine, CategoryChange, ChangeEffect
+from api.departments.models import BatchLine, CategoryChange, ChangeEffect, DepartmentListVersion
 from api.errors import Conflict
 from api.households.models import Person
 from api.payments.models import Contribution, Refund
@@ -194,3 +194,38 @@ def test_batch_approved_twice_at_once_books_once(pg_app: Flask) -> None:
         assert count(session, OutboxMessage) == 2
         assert count(session, BatchLine) == 3
         db.session.remove()
+
+
+def test_a_departments_first_two_applies_racing_both_take_a_version(pg_app: Flask) -> None:
+    """With no version row yet for the department (a department seen for the first time), two
+    of its uploads applied at once both succeed, one after the other, with distinct versions —
+    never a primary-key violation from two threads creating the row (seen in the full suite)."""
+    app = pg_app
+    db = app.extensions["database"]
+    with app.app_context():
+        session = db.session()
+        h = make_household(
+            session,
+            [Member(date(1950, 2, 3), name="赵老汉"), Member(date(1952, 6, 7), name="钱老太")],
+        )
+        first, second = h.members
+        uploads = iter(
+            [
+                _upload(session, "police", csv_of(row(first, "death", day="2019-10-20"))),
+                _upload(session, "police", csv_of(row(second, "death", day="2019-10-21"))),
+            ]
+        )
+        session.execute(
+            delete(DepartmentListVersion).where(DepartmentListVersion.department == "police")
+        )
+        session.commit()
+        db.session.remove()
+
+    def apply(s: Any) -> int | None:
+        return lists.apply_upload(
+            s, upload_id=next(uploads), department="police", actor="staff:d", today=DAY
+        ).upload.version
+
+    outcomes = _race(app, apply)
+    assert not [o for o in outcomes if isinstance(o, BaseException)], outcomes
+    assert sorted(outcomes) == [1, 2]

@@ -3,6 +3,7 @@ nacks and unroutable messages reported as failures, message properties."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -69,7 +70,14 @@ def test_topology_is_quorum_with_dead_letters_and_properties_arrive(
     with Connection(amqp_queue_url.split("?")[0]) as conn:
         conn.ensure_connection(max_retries=0)
         dead = publisher.topology.dead_queue(publisher.topology.queue_type)
-        message = dead.bind(conn.channel()).get(no_ack=True)
+        bound = dead.bind(conn.channel())
+        # A quorum queue dead-letters after the reject is acknowledged, asynchronously: under
+        # load the message reaches <queue>.dead a moment later, so wait for it (bounded).
+        deadline = time.monotonic() + 15
+        message = bound.get(no_ack=True)
+        while message is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            message = bound.get(no_ack=True)
         assert message is not None  # the rejected delivery went to <queue>.dead
         assert message.properties["message_id"] == messages[0].message_id
 

@@ -26,3 +26,6 @@ def register_blueprints(api: Api) -> None:
     from api.reconciliation.routes import blp as reconciliation_blp
 
     api.register_blueprint(reconciliation_blp)
+    from api.oversight.routes import blp as oversight_blp
+
+    api.register_blueprint(oversight_blp)

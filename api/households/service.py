@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, selectinload
 from api.audit.service import record
 from api.auth.models import BindAttempt, HouseholdBinding
 from api.errors import Conflict, InvalidInput, NotFound, TooManyRequests
-from api.households.models import Enrollment, Household, Person, PersonCategory, Village
+from api.households.models import Enrollment, Household, Person, PersonCategory, Town, Village
 from api.households.quotes import (
     PolicyUnavailable,
     facts_of,
@@ -647,3 +647,28 @@ def bound_households(session: Session, *, account_id: int) -> list[dict[str, Any
         household_view(load_household(session, household_id), viewer_person_id=person_id)
         for household_id, person_id in bindings
     ]
+
+
+# The district's units for the oversight views (api.oversight) ---------------------------------
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A town 镇(街) or a village 村居 as the progress view lists it (no persons in it)."""
+
+    id: int
+    code: str
+    name: str
+    town_id: int | None  # the village's town; None for a town
+
+
+def district_units(session: Session) -> tuple[list[Unit], list[Unit]]:
+    """(towns, villages), each in code order."""
+    towns = [
+        Unit(t.id, t.code, t.name, None) for t in session.scalars(select(Town).order_by(Town.code))
+    ]
+    villages = [
+        Unit(v.id, v.code, v.name, v.town_id)
+        for v in session.scalars(select(Village).order_by(Village.code))
+    ]
+    return towns, villages

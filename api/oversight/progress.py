@@ -49,8 +49,7 @@ class Figures:
         if row.insurance == "pension":
             self.pension_persons += row.persons
             self.pension_amount_fen += row.amount_fen
-            if row.new:
-                self.pension_new_persons += row.persons
+            self.pension_new_persons += row.new_persons
         elif row.insurance == "medical":
             self.medical_persons += row.persons
             self.medical_amount_fen += row.amount_fen

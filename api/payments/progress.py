@@ -3,8 +3,8 @@
 Counted: the year's premiums (`kind = premium`; a back-payment 补缴 belongs to a past year's
 books) that are paid now (`status = paid`): a refunded premium is `reversed` and no longer
 counts, on whatever day it had been paid. One row per (town or village, Beijing day of
-`paid_at`, insurance, source, new enrollee?) with the persons (a paid premium is unique per
-person × insurance × year, so rows are persons) and the premium booked in fen
+`paid_at`, insurance, source) with the persons (a paid premium is unique per person ×
+insurance × year, so rows are persons), the new enrollees among them, and the premium booked in fen
 (`amount_fen + government_pays_fen`: what the payer paid plus what the government paid for
 them, the same reading as the tax record).
 
@@ -34,8 +34,10 @@ class ProgressRow:
     day: date  # Beijing day of paid_at
     insurance: str
     source: str
-    new: bool  # pension: no paid pension contribution the year before
     persons: int
+    new_persons: (
+        int  # pension: of `persons`, those with no paid pension contribution the year before
+    )
     amount_fen: int
 
 
@@ -64,7 +66,9 @@ def progress_rows(
         prior.year == year - 1,
         prior.status == PAID_LITERAL,
     )
-    new = case((and_(c.insurance == "pension", ~had_prior), literal(True)), else_=literal(False))
+    # A sum, not a group key: the groups stay (unit, day, insurance, source), few enough for
+    # one hash aggregate (bench/oversight.py).
+    new = func.sum(case((and_(c.insurance == "pension", ~had_prior), literal(1)), else_=literal(0)))
     unit = Village.town_id if by == "town" else Household.village_id
     day = _beijing_day(session, c.paid_at)
     query = (
@@ -73,8 +77,8 @@ def progress_rows(
             day.label("day"),
             c.insurance,
             c.source,
-            new.label("new"),
             func.count().label("persons"),
+            new.label("new"),
             func.sum(c.amount_fen + c.government_pays_fen).label("fen"),
         )
         .join(Household, Household.id == c.household_id)
@@ -84,7 +88,7 @@ def progress_rows(
             c.kind == "premium",
             c.paid_at < before,
         )
-        .group_by(unit, day, c.insurance, c.source, new)
+        .group_by(unit, day, c.insurance, c.source)
     )
     if by == "town":
         query = query.join(Village, Village.id == Household.village_id)
@@ -99,8 +103,8 @@ def progress_rows(
                 day=d,
                 insurance=r.insurance,
                 source=r.source,
-                new=bool(r.new),
                 persons=int(r.persons),
+                new_persons=int(r.new or 0),
                 amount_fen=int(r.fen or 0),
             )
         )

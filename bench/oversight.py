@@ -5,7 +5,7 @@ A fresh schema gets the demo district (`load_demo`, scale 1.0 = 437,854 persons;
 INSERT … SELECT per kind, in the shape the product writes them (`Contribution`: person,
 household, insurance, year, amount_fen + government_pays_fen, source, Beijing paid_at,
 status, kind): medical 2020 for about 92 % of persons and pension 2020 for the 16–59-year-olds
-not in school (two in three, near the plan's 128,450 at full scale), spread over the
+not in school (two in three: 159,857 at full scale, the plan's target is 128,450), over the
 collection days 10-26 … 12-20 across the five sources, 1 % of medical payments also
 refunded (a reversed row beside the paid one), and pension 2019 for about 97 % of the 2020
 pension payers (so about 3 % are new enrollees 新增). Then ANALYZE, as every bulk writer does.

@@ -7,14 +7,26 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup run test test-clock lint typecheck unit bench clean
+.PHONY: fonts setup run test test-clock lint typecheck unit bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The CJK font every PDF embeds (api/documents/pdf.py): reportlab needs TrueType outlines,
+# which Debian's fonts-noto-cjk (CFF) lacks, so fonts-wqy-zenhei. Installed with apt when missing.
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+fonts:
+	@test -f $(CJK_FONT) || { echo "installing fonts-wqy-zenhei (the CJK font receipts embed)"; \
+	  $(SUDO) apt-get install -y --no-install-recommends fonts-wqy-zenhei >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update >/dev/null && \
+	    $(SUDO) apt-get install -y --no-install-recommends fonts-wqy-zenhei >/dev/null; } || \
+	  echo "WARNING: could not install fonts-wqy-zenhei: receipt PDFs answer 503 pdf_font_unavailable"; }
+
+setup: $(STAMP) fonts
 
 ## Migrate the embedded database, load the demo district, start the sandbox, worker and API.
 run: setup

@@ -29,3 +29,9 @@ def register_blueprints(api: Api) -> None:
     from api.oversight.routes import blp as oversight_blp
 
     api.register_blueprint(oversight_blp)
+    from api.collection.routes import blp as collection_blp
+
+    api.register_blueprint(collection_blp)
+    from api.departments.routes import blp as departments_blp
+
+    api.register_blueprint(departments_blp)

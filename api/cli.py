@@ -19,6 +19,12 @@ def register_cli(app: Flask) -> None:
     from api.pii.cli import pii_cli
 
     app.cli.add_command(pii_cli)
+    from api.collection.cli import collection_cli
     from api.reconciliation.cli import reconcile_cli
 
+    app.cli.add_command(collection_cli)
+
     app.cli.add_command(reconcile_cli)
+    from api.departments.cli import departments_cli
+
+    app.cli.add_command(departments_cli)

@@ -86,6 +86,8 @@ class Config:
     # A pooled PostgreSQL connection idle longer than this is pinged before use (api.db).
     DATABASE_PING_AFTER_IDLE_MS: int = 500
     LOG_LEVEL: str = "INFO"
+    # The CJK font embedded in PDFs (api/documents/pdf.py); empty: the Debian packages' paths.
+    CJK_FONT_FILE: str = ""
     TESTING: bool = False
     # Keys of residents' identities at rest (api/pii, docs/pii.md): never in the database.
     PII_KEYS: str = field(default="", repr=False)  # "k2:<base64>,k1:<base64>", current first

@@ -27,6 +27,10 @@ API faults (what the gateway does to the merchant's calls for that order):
                      `POST /sandbox/control/refund-notify` settles it (WeChat: no automatic
                      settlement; Alipay: `fund_change` N and a refund query without
                      `refund_status`, instead of a synchronous success)
+- `overcharge`      the channel takes 100 fen more than the order's amount when it is paid:
+                     the trade, its query, its refunds and the bill carry the higher amount,
+                     the payment notification the order's own (so the merchant books it and
+                     only the bill shows the excess: `amount_mismatch`, the channel's higher)
 Bill faults (what the day's trade bill gets wrong; the trades themselves are untouched):
 - `bill_omit`        the order's payment row is left out of the bill
 - `bill_amount`      the order's payment row shows 订单金额 one yuan (100 fen) higher
@@ -62,7 +66,7 @@ NOTIFICATION_FAULTS = frozenset(
         "probe",
     }
 )
-API_FAULTS = frozenset({"prepay_5xx", "query_5xx", "timeout", "refund_pending"})
+API_FAULTS = frozenset({"prepay_5xx", "query_5xx", "timeout", "refund_pending", "overcharge"})
 BILL_FAULTS = frozenset(
     {
         "bill_omit",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sandbox import alipay_notify, ids, wechat_v2_notify, wechat_v3_notify
 from sandbox.context import Sandbox
@@ -19,6 +19,8 @@ from sandbox.store import CLOSED, OPEN, PAID, Order, Refund
 
 #: The Alipay payer of QR and wap orders, whose buyer the merchant does not know in advance.
 DEFAULT_BUYER = "sandbox-payer"
+#: What the `overcharge` fault takes above the order's amount.
+OVERCHARGE_FEN = 100
 
 
 class PaymentRefused(Exception):
@@ -37,6 +39,10 @@ class PayResult:
 
 
 def _payment_delivery(sandbox: Sandbox, order: Order, tamper: Tamper) -> Delivery | None:
+    # `overcharge`: the channel took more than it was asked, yet notifies the asked amount.
+    taken_extra = order.amount_fen - int(order.extra.get("ordered_fen", order.amount_fen))
+    if taken_extra:
+        tamper = replace(tamper, amount_delta_fen=tamper.amount_delta_fen - taken_extra)
     if order.api == "v2":
         return wechat_v2_notify.payment(sandbox, order, tamper)
     if order.api == "v3":
@@ -70,6 +76,10 @@ def pay(
         now = sandbox.clock.now()
         if order.expires_at is not None and now > order.expires_at:
             raise PaymentRefused("ORDEREXPIRED", "订单已过期")
+        in_force = sandbox.faults(out_trade_no, faults)
+        if in_force.has("overcharge") and "ordered_fen" not in order.extra:
+            order.extra["ordered_fen"] = order.amount_fen
+            order.amount_fen += OVERCHARGE_FEN
         order.state = PAID
         order.scanned = True
         order.paid_at = now
@@ -80,7 +90,6 @@ def pay(
             order.transaction_id = order.transaction_id or ids.alipay_trade_no(now)
             order.payer_id = order.payer_id or ids.alipay_user_id(order.app_id, DEFAULT_BUYER)
             order.extra["buyer_logon_id"] = ids.alipay_logon_id(order.payer_id)
-    in_force = sandbox.faults(out_trade_no, faults)
     if order.notify_url:
         dispatch(
             sandbox.notifier,

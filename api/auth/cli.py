@@ -19,7 +19,12 @@ staff_cli = AppGroup("staff", help="Staff accounts.")
 @click.option("--role", required=True, type=click.Choice(STAFF_ROLES))
 @click.option("--town", default=None, help="Town name or code (role town).")
 @click.option("--village", default=None, help="Village code (role agent).")
-@click.option("--department", default=None, help="Department, e.g. 民政 (role department).")
+@click.option(
+    "--department",
+    default=None,
+    help="Department code (role department): civil_affairs, disabled_federation, "
+    "poverty_office, health_commission, police (or 民政, 残联, 扶贫办, 卫健, 公安).",
+)
 @click.option("--display-name", default=None)
 @click.option(
     "--password",

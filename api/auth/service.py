@@ -6,6 +6,7 @@ Services flush, never commit; the routes and the CLI commit at the edge (STYLE.m
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -240,8 +241,14 @@ def create_staff(
         errors["village"] = ["代办员必须指定村居"]
     if role == "town" and town_row is None and "town" not in errors:
         errors["town"] = ["镇(街)账号必须指定镇(街)"]
-    if role == "department" and not (department or "").strip():
-        errors["department"] = ["部门账号必须指定部门"]
+    if role == "department":
+        from api.departments.codes import ALIASES, CODES
+
+        department = ALIASES.get((department or "").strip(), (department or "").strip())
+        if not department:
+            errors["department"] = ["部门账号必须指定部门"]
+        elif department not in CODES:
+            errors["department"] = [f"部门应为 {', '.join(CODES)} 之一"]
     if village_row is not None and town_row is not None and village_row.town_id != town_row.id:
         errors["village"] = ["该村居不属于所指定的镇(街)"]
     if role in DISTRICT_ROLES and role != "department" and (village_row or town_row):
@@ -292,3 +299,13 @@ def staff_actors_of_town(session: Session, *, town_code: str) -> list[str]:
         )
     )
     return [f"staff:{i}" for i in ids]
+
+
+def staff_names(session: Session, *, staff_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """Username and display name of staff accounts by id (for documents naming who acted)."""
+    rows = session.execute(
+        select(StaffAccount.id, StaffAccount.username, StaffAccount.display_name).where(
+            StaffAccount.id.in_(list(staff_ids))
+        )
+    ).all()
+    return {i: {"username": u, "display_name": d} for i, u, d in rows}

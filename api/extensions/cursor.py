@@ -10,6 +10,7 @@ walk of the primary key. `next_cursor` is null on the last page.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -65,3 +66,24 @@ def page(rows: Sequence[T], args: dict[str, Any], *, id_of: Any) -> tuple[list[T
     limit = int(args.get("limit", DEFAULT_LIMIT))
     shown = list(rows[:limit])
     return shown, (str(id_of(shown[-1])) if len(rows) > limit and shown else None)
+
+
+def headers(next_cursor: str | None, args: dict[str, Any]) -> dict[str, str]:
+    """Response headers of a cursor page: `X-Pagination` (JSON, as flask-smorest's offset pages
+    had it) and `X-Next-Cursor`, absent on the last page."""
+    out = {
+        "X-Pagination": json.dumps(
+            {"next_cursor": next_cursor, "limit": int(args.get("limit", DEFAULT_LIMIT))}
+        )
+    }
+    if next_cursor is not None:
+        out["X-Next-Cursor"] = next_cursor
+    return out
+
+
+NEXT_CURSOR_HEADER = {
+    "X-Next-Cursor": {
+        "description": "the next page's `cursor`; absent on the last page",
+        "schema": {"type": "string"},
+    }
+}

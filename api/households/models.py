@@ -137,6 +137,8 @@ class PersonCategory(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
     category: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(32), default="roster")
+    # The department list (api/departments upload id) that asserted it; None for a roster.
+    upload_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     person: Mapped[Person] = relationship(back_populates="categories")
 

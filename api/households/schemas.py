@@ -155,6 +155,12 @@ class MedicalQuoteSchema(Schema):
     status = ma.fields.String(
         metadata={"description": "缴费状态：unpaid | paid | government | not_due"}
     )
+    paid_source = ma.fields.String(
+        metadata={
+            "description": "已缴时的缴费来源（仅 status 为 paid 时出现）：wechat | alipay | "
+            "agent（村代办员收取现金）| counter | government"
+        }
+    )
 
 
 class PensionQuoteSchema(Schema):
@@ -173,6 +179,12 @@ class PensionQuoteSchema(Schema):
     rule_label = ma.fields.String()
     status = ma.fields.String(
         metadata={"description": "缴费状态：unpaid | paid | government | not_due | tier_required"}
+    )
+    paid_source = ma.fields.String(
+        metadata={
+            "description": "已缴时的缴费来源（仅 status 为 paid 时出现）：wechat | alipay | "
+            "agent（村代办员收取现金）| counter | government"
+        }
     )
 
 

@@ -41,7 +41,7 @@ from api.households.quotes import (
     year_message,
 )
 from api.policy.idnumber import mask_id_number, mask_name
-from api.policy.rules import PersonFacts
+from api.policy.rules import PersonFacts, allowed_tiers
 from api.throttle import growing_delay, seconds_until_allowed
 
 log = logging.getLogger(__name__)
@@ -326,6 +326,8 @@ class MemberRow:
     categories: frozenset[str]
     medical_paid: bool = False
     pension_paid: bool = False
+    medical_source: str | None = None  # how it was paid: wechat, alipay, agent, …
+    pension_source: str | None = None
 
     def facts(self) -> PersonFacts:
         return PersonFacts(
@@ -444,8 +446,10 @@ def bound_member_rows(
             deceased_on=died,
             pension_tier=tier,
             categories=frozenset(categories.split(",")) if categories else frozenset(),
-            medical_paid=bool(medical_paid),
-            pension_paid=bool(pension_paid),
+            medical_paid=medical_paid is not None,
+            pension_paid=pension_paid is not None,
+            medical_source=medical_paid,
+            pension_source=pension_paid,
         )
         for (
             _viewer,
@@ -485,9 +489,12 @@ def household_premiums(
     paid = {(p.id, "medical") for p in people if p.medical_paid} | {
         (p.id, "pension") for p in people if p.pension_paid
     }
+    sources = {(p.id, "medical"): p.medical_source for p in people if p.medical_source} | {
+        (p.id, "pension"): p.pension_source for p in people if p.pension_source
+    }
     quote = quote_people(policy, [p.facts() for p in people], on=today)
     members = [
-        _member_body(person, line, paid, viewer_person_id)
+        _member_body(person, line, paid, viewer_person_id, sources)
         for person, line in zip(people, quote.members, strict=True)
     ]
     unpaid = sum(
@@ -539,6 +546,7 @@ def _member_body(
     line: dict[str, Any],
     paid: set[tuple[int, str]],
     viewer_person_id: int,
+    sources: dict[tuple[int, str], str] | None = None,
 ) -> dict[str, Any]:
     medical = dict(line["medical"])
     pension = dict(line["pension"])
@@ -558,6 +566,10 @@ def _member_body(
             government_fen=pension["government_pays_fen"],
             paid=pension_paid,
         )
+    for insurance, item in (("medical", medical), ("pension", pension)):
+        source = (sources or {}).get((person.id, insurance))
+        if item["status"] == "paid" and source:
+            item["paid_source"] = source  # agent: collected in cash by the village agent
     return {
         **member_identity(person, viewer_person_id=viewer_person_id),
         "age": line["age"],
@@ -672,3 +684,104 @@ def district_units(session: Session) -> tuple[list[Unit], list[Unit]]:
         for v in session.scalars(select(Village).order_by(Village.code))
     ]
     return towns, villages
+
+
+# Staff views (a village agent's collection, api/collection) ------------------------------------
+
+
+def village_household_id(session: Session, *, village_id: int, household_no: str) -> int | None:
+    """The household numbered `household_no` in the village, or None."""
+    return session.scalar(
+        select(Household.id).where(
+            Household.village_id == village_id, Household.household_no == household_no
+        )
+    )
+
+
+def household_place(session: Session, *, household_id: int) -> dict[str, Any] | None:
+    """Where a household is: its number, village and town (ids, codes, names); None if none."""
+    row = session.execute(
+        select(
+            Household.household_no,
+            Village.id,
+            Village.code,
+            Village.name,
+            Village.town_id,
+        ).where(Household.id == household_id, Village.id == Household.village_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    household_no, village_id, code, name, town_id = row
+    town = session.get(Town, town_id)
+    assert town is not None
+    return {
+        "household_id": household_id,
+        "household_no": household_no,
+        "village": {"id": village_id, "code": code, "name": name},
+        "town": {"id": town.id, "code": town.code, "name": town.name},
+    }
+
+
+def masked_people(session: Session, *, person_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Persons as staff see them: name and ID number masked (no staff member owns them)."""
+    people = session.scalars(select(Person).where(Person.id.in_(list(person_ids)))).all()
+    return {p.id: member_identity(p, viewer_person_id=None) for p in people}
+
+
+def household_premiums_for_staff(
+    session: Session, *, household_id: int, year: int, today: date
+) -> dict[str, Any]:
+    """What each member owes for `year` on `today` with payment status and source — the
+    premiums page's structure (same rules, same quote), every member masked — plus, per
+    member, the pension tiers the policy lets them choose (`allowed_tiers`)."""
+    policy = _policy(year)
+    household = load_household(session, household_id)
+    from api.payments.service import paid_items as payments_paid_items  # payments owns them
+
+    sources = {
+        (p.person_id, p.insurance): p.source
+        for p in payments_paid_items(session, household_id=household_id, year=year)
+    }
+    paid = set(sources)
+    people = list(household.members)
+    facts = [facts_of(p, year) for p in people]
+    quote = quote_people(policy, facts, on=today)
+    members = []
+    for person, fact, line in zip(people, facts, quote.members, strict=True):
+        body = _member_body(person, line, paid, 0, sources)
+        body["pension"]["allowed_tiers"] = (
+            list(allowed_tiers(policy, fact.categories & policy.category_keys))
+            if body["pension"]["eligible"]
+            else []
+        )
+        members.append(body)
+    unpaid = sum(
+        m[insurance]["owed_fen"]
+        for m in members
+        for insurance in ("medical", "pension")
+        if m[insurance]["status"] == "unpaid"
+    )
+    return {
+        "household_id": household_id,
+        "household_no": household.household_no,
+        "village": {"code": household.village.code, "name": household.village.name},
+        "town": {"code": household.village.town.code, "name": household.village.town.name},
+        "year": year,
+        "as_of": today,
+        "late": quote.late,
+        "collection_open": quote.collection_open,
+        "members": members,
+        "totals": {**quote.totals, "unpaid_fen": unpaid},
+    }
+
+
+def town_villages(session: Session, *, town: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """A town (by name or code) and its villages' codes and names, ordered by code; raises
+    NotFound for an unknown town."""
+    row = session.scalars(select(Town).where((Town.name == town) | (Town.code == town))).first()
+    if row is None:
+        raise NotFound(f"未找到镇(街) {town}")
+    villages = session.execute(
+        select(Village.code, Village.name).where(Village.town_id == row.id).order_by(Village.code)
+    ).all()
+    return {"code": row.code, "name": row.name}, [{"code": c, "name": n} for c, n in villages]

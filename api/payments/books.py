@@ -5,7 +5,8 @@ facts back. Lookups take many keys at once (a busy day's bill has tens of thousa
 in chunks small enough for any backend's parameter limit. Healing a payment goes through
 `orders.apply_from_query`, the very function the open-order healer and — through
 `settlement.apply_payment` — a notification use, so a payment is booked exactly once whoever
-comes first.
+comes first. Refunds that reconciliation decides go through `reconciliation_refunds` (the
+refund machinery itself); reconciliation follows them by out_refund_no (`refund_outcomes`).
 """
 
 from __future__ import annotations
@@ -29,26 +30,47 @@ from api.payments.models import (
     OrderStatus,
     PaymentOrder,
     Refund,
+    RefundReason,
     RefundState,
+    StrayRefund,
 )
 from api.payments.orders import apply_from_query
+from api.payments.reconciliation_refunds import (
+    DecidedRefund,
+    RefundNotApplicable,
+    refund_order_excess,
+    refund_stray_trade,
+    refund_whole_order,
+)
+from api.payments.refunds import process_due_refunds
+from api.payments.stray_refunds import process_due_stray_refunds
 
 __all__ = [
     "BillRow",
     "ContributionFacts",
+    "DecidedRefund",
     "MalformedBill",
     "OrderFacts",
     "RefundFacts",
+    "RefundNotApplicable",
+    "RefundOutcome",
     "beijing_day",
     "contributions_of_day",
     "fetch_bill",
     "heal_payment",
     "orders_by_out_trade_no",
+    "paid_keys_between",
     "paid_orders_between",
     "paid_total_between",
     "parse_bill",
+    "premiumless_refunds_between",
+    "refund_order_excess",
+    "refund_outcomes",
+    "refund_stray_trade",
+    "refund_whole_order",
     "refunds_between",
     "refunds_by_out_refund_no",
+    "send_refunds",
 ]
 
 CHUNK = 900
@@ -160,38 +182,64 @@ def _refund_facts(row: Any) -> RefundFacts:
     )
 
 
+_STRAY_COLUMNS = (
+    StrayRefund.out_refund_no,
+    StrayRefund.out_trade_no,
+    StrayRefund.channel,
+    StrayRefund.state,
+    StrayRefund.amount_fen,
+    StrayRefund.created_at,
+)
+
+
 def refunds_by_out_refund_no(session: Session, keys: Iterable[str]) -> dict[str, RefundFacts]:
-    """Our refunds among `keys`."""
+    """Our refunds among `keys`: of our orders, and stray refunds (a trade not ours sent
+    back), which the channel bills as refunds of that trade."""
+    keys = list(keys)
     found: dict[str, RefundFacts] = {}
     for chunk in _chunks(keys, session):
         query = _refund_query().where(_among(Refund.out_refund_no, chunk, session))
         for row in session.execute(query):
             facts = _refund_facts(row)
             found[facts.out_refund_no] = facts
+        strays = select(*_STRAY_COLUMNS).where(_among(StrayRefund.out_refund_no, chunk, session))
+        for row in session.execute(strays):
+            found[row[0]] = RefundFacts(*row)
     return found
+
+
+def _paid_between(channel: str, start: datetime, end: datetime) -> Any:
+    """Orders of `channel` paid in [start, end) by the channel's payment time (read through
+    `ix_payment_orders_paid_at`: one day among a season's orders)."""
+    return and_(
+        PaymentOrder.channel == channel,
+        PaymentOrder.status.in_(PAID_STATES),
+        PaymentOrder.paid_at >= start,
+        PaymentOrder.paid_at < end,
+    )
 
 
 def paid_orders_between(
     session: Session, channel: str, start: datetime, end: datetime
 ) -> list[OrderFacts]:
     """Orders of `channel` paid in [start, end) by the channel's payment time."""
-    query = select(*_ORDER_COLUMNS).where(
-        PaymentOrder.channel == channel,
-        PaymentOrder.status.in_(PAID_STATES),
-        PaymentOrder.paid_at >= start,
-        PaymentOrder.paid_at < end,
-    )
+    query = select(*_ORDER_COLUMNS).where(_paid_between(channel, start, end))
     return [OrderFacts(*row) for row in session.execute(query)]
+
+
+def paid_keys_between(session: Session, channel: str, start: datetime, end: datetime) -> list[str]:
+    """The out_trade_no of `paid_orders_between`: a busy day's bill already brought most of
+    those orders' facts (`orders_by_out_trade_no`), so the day is read as keys only and the
+    caller asks for the facts it lacks."""
+    query = select(PaymentOrder.out_trade_no).where(_paid_between(channel, start, end))
+    return list(session.scalars(query))
 
 
 def paid_total_between(session: Session, channel: str, start: datetime, end: datetime) -> int:
     """The sum of `paid_orders_between`'s amounts, in one aggregate."""
     total = session.scalar(
         select(func.coalesce(func.sum(PaymentOrder.amount_fen), 0)).where(
-            PaymentOrder.channel == channel,
-            PaymentOrder.status.in_(PAID_STATES),
-            PaymentOrder.paid_at >= start,
-            PaymentOrder.paid_at < end,
+            _paid_between(channel, start, end)
         )
     )
     return int(total or 0)
@@ -200,14 +248,50 @@ def paid_total_between(session: Session, channel: str, start: datetime, end: dat
 def refunds_between(
     session: Session, channel: str, start: datetime, end: datetime
 ) -> list[RefundFacts]:
-    """Refunds of `channel` accepted by it and requested in [start, end)."""
+    """Refunds of `channel` (stray ones too) accepted by it and requested in [start, end)."""
     query = _refund_query().where(
         PaymentOrder.channel == channel,
         Refund.state.in_(SENT_REFUND_STATES),
         Refund.created_at >= start,
         Refund.created_at < end,
     )
-    return [_refund_facts(row) for row in session.execute(query)]
+    strays = select(*_STRAY_COLUMNS).where(
+        StrayRefund.channel == channel,
+        StrayRefund.state.in_(SENT_REFUND_STATES),
+        StrayRefund.created_at >= start,
+        StrayRefund.created_at < end,
+    )
+    return [_refund_facts(row) for row in session.execute(query)] + [
+        RefundFacts(*row) for row in session.execute(strays)
+    ]
+
+
+def premiumless_refunds_between(
+    session: Session, channel: str, start: datetime, end: datetime
+) -> int:
+    """Fen refunded through `channel` in [start, end) that covered no premium: excess refunds
+    (the channel took more than the order) and stray refunds. The bill shows them as refunds;
+    no contribution is reversed for them (the three-way check explains them with this)."""
+    excess = session.scalar(
+        select(func.coalesce(func.sum(Refund.amount_fen), 0))
+        .join(PaymentOrder, PaymentOrder.id == Refund.order_id)
+        .where(
+            PaymentOrder.channel == channel,
+            Refund.reason == RefundReason.CHANNEL_EXCESS,
+            Refund.state.in_(SENT_REFUND_STATES),
+            Refund.created_at >= start,
+            Refund.created_at < end,
+        )
+    )
+    stray = session.scalar(
+        select(func.coalesce(func.sum(StrayRefund.amount_fen), 0)).where(
+            StrayRefund.channel == channel,
+            StrayRefund.state.in_(SENT_REFUND_STATES),
+            StrayRefund.created_at >= start,
+            StrayRefund.created_at < end,
+        )
+    )
+    return int(excess or 0) + int(stray or 0)
 
 
 @dataclass(frozen=True)
@@ -255,3 +339,42 @@ def heal_payment(db: Database, settings: Config, out_trade_no: str, channel: str
     """补单 for a bill row we do not show paid: ask the channel, then apply what it says exactly
     as a notification would. Returns paid | open | closed | not_found | error (commits)."""
     return apply_from_query(db, settings, out_trade_no, channel, actor="reconciliation")
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    """Where one refund stands: requested | processing | succeeded | failed, and why it failed."""
+
+    out_refund_no: str
+    state: str
+    last_error: str | None
+
+
+def refund_outcomes(session: Session, out_refund_nos: Iterable[str]) -> dict[str, RefundOutcome]:
+    """The state of each refund named (of our orders or stray), by out_refund_no."""
+    found: dict[str, RefundOutcome] = {}
+    for model in (Refund, StrayRefund):
+        for chunk in _chunks(out_refund_nos, session):
+            query = select(model.out_refund_no, model.state, model.last_error).where(
+                _among(model.out_refund_no, chunk, session)
+            )
+            for no, state, error in session.execute(query):
+                found[no] = RefundOutcome(no, state, error)
+    return found
+
+
+def send_refunds(db: Database, settings: Config, out_refund_nos: Iterable[str]) -> None:
+    """Send the refunds named to their channel now (after the commit that decided them); what
+    cannot be sent now the worker's refund processor sends later (commits)."""
+    keys = list(out_refund_nos)
+    if not keys:
+        return
+    with db.job() as session:
+        ids = list(session.scalars(select(Refund.id).where(Refund.out_refund_no.in_(keys))))
+        strays = list(
+            session.scalars(select(StrayRefund.id).where(StrayRefund.out_refund_no.in_(keys)))
+        )
+    if ids:
+        process_due_refunds(db, settings, only=ids)
+    if strays:
+        process_due_stray_refunds(db, settings, only=strays)

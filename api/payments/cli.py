@@ -17,6 +17,7 @@ from api.errors import DomainError
 from api.payments import healing
 from api.payments.government import run_government_batch
 from api.payments.refunds import process_due_refunds
+from api.payments.stray_refunds import process_due_stray_refunds
 
 payments_cli = AppGroup("payments", help="Payment orders: reconcile, expire, refunds, worker.")
 
@@ -93,8 +94,11 @@ def expire_command() -> None:
 @payments_cli.command("process-refunds")
 @click.option("--limit", type=click.IntRange(min=1), default=50)
 def process_refunds_command(limit: int) -> None:
-    """Send due refunds to their channel and book the answers."""
-    _echo(process_due_refunds(get_db(), _settings(), limit=limit))
+    """Send due refunds (of our orders, and stray ones) to their channel and book the answers."""
+    counts = process_due_refunds(get_db(), _settings(), limit=limit)
+    for key, n in process_due_stray_refunds(get_db(), _settings(), limit=limit).items():
+        counts[f"stray_{key}"] = counts.get(f"stray_{key}", 0) + n
+    _echo(counts)
 
 
 @payments_cli.command("worker")
@@ -117,7 +121,19 @@ def worker_command(interval: float, once: bool) -> None:
 def government_batch_command(
     year: int, department: str | None, town: str | None, dry_run: bool
 ) -> None:
-    """Book the premiums the government pays (代缴) as source=government contributions."""
+    """Book the premiums the government pays (代缴) as source=government contributions.
+
+    District finance's batch: tier-100 pension, and the medical premiums of the groups that
+    only the roster (or another non-department source) marks. A medical premium whose
+    government category came from a department's list (api/departments) is that department's
+    batch (`flask departments batch`), never this one; a department code is refused here.
+    """
+    from api.departments.codes import CODES, MEDICAL_PAYER_ORDER
+
+    if department in CODES:
+        raise click.ClickException(
+            f"{department} 的代缴批次请用 flask departments batch --department {department}"
+        )
     actor = f"department:{department}" if department else "cli:government-batch"
     try:
         report = run_government_batch(
@@ -128,6 +144,7 @@ def government_batch_command(
             town=town,
             dry_run=dry_run,
             actor=actor,
+            skip_medical_sources=frozenset(MEDICAL_PAYER_ORDER),
         )
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc

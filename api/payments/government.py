@@ -166,8 +166,14 @@ def government_items(
     person_ids: Sequence[int],
     on: date,
     department: str | None,
+    skip_medical_sources: frozenset[str] = frozenset(),
 ) -> list[GovernmentItem]:
-    """What the government pays for these persons on `on` (per the rules), paid or not."""
+    """What the government pays for these persons on `on` (per the rules), paid or not.
+
+    `skip_medical_sources`: a person whose government-paid medical category was asserted by
+    one of these sources is left out of the medical items (a department's own 代缴 batch,
+    api/departments, pays that premium).
+    """
     paying = _paying_categories(policy)
     persons = session.scalars(
         select(Person)
@@ -186,11 +192,16 @@ def government_items(
         asserted = {
             c.category for c in person.categories if department is None or c.source == department
         }
+        by_department = any(
+            c.source in skip_medical_sources and c.category in paying["medical"]
+            for c in person.categories
+        )
         quote = rules.quote_member(policy, facts_of(person, policy.year, policy), on)
         found: list[tuple[Insurance, int, int, int | None]] = []
         medical, pension = quote.medical, quote.pension
         if (
             asserted & paying["medical"]
+            and not by_department
             and medical.due
             and medical.owed_fen == 0
             and medical.government_pays_fen > 0
@@ -236,10 +247,16 @@ def _newborn_cover(policy: Policy, birth_date: date, insurance: str) -> date | N
 
 
 def book_government(
-    session: Session, *, policy: Policy, items: Sequence[GovernmentItem], paid_at: datetime
+    session: Session,
+    *,
+    policy: Policy,
+    items: Sequence[GovernmentItem],
+    paid_at: datetime,
+    paying_department: str | None = None,
 ) -> list[int]:
     """Insert the contributions and their tax records in the caller's transaction (flush
-    only). The caller has removed what is already paid; a race is refused by the index."""
+    only). The caller has removed what is already paid; a race is refused by the index.
+    `paying_department`: the department whose batch pays (None: district finance)."""
     if not items:
         return []
     now = utcnow()
@@ -262,6 +279,7 @@ def book_government(
             "late": False,
             "benefit_start": item.benefit_start or policy.coverage_start,
             "status": ContributionStatus.PAID.value,
+            "paying_department": paying_department,
             "created_at": now,
         }
         for item in items
@@ -316,6 +334,7 @@ def run_government_batch(
     dry_run: bool = False,
     actor: str = "cli:government-batch",
     chunk_size: int = CHUNK_SIZE,
+    skip_medical_sources: frozenset[str] = frozenset(),
 ) -> BatchReport:
     """Book every government-paid premium of `year` not yet paid; returns the summary.
 
@@ -333,7 +352,12 @@ def run_government_batch(
 
         def work(session: Session, chunk: Sequence[int] = chunk) -> _ChunkResult:
             items = government_items(
-                session, policy=policy, person_ids=chunk, on=on, department=department
+                session,
+                policy=policy,
+                person_ids=chunk,
+                on=on,
+                department=department,
+                skip_medical_sources=skip_medical_sources,
             )
             paid = ledger.already_paid(
                 session, year=year, keys=((i.person_id, i.insurance) for i in items)
@@ -379,3 +403,51 @@ def run_government_batch(
         extra={"year": year, "dry_run": dry_run, "persons": len(report.persons)},
     )
     return report
+
+
+@dataclass(frozen=True)
+class PaidFact:
+    """A paid contribution as the department batches and death handling need it."""
+
+    id: int
+    person_id: int
+    insurance: str
+    year: int
+    source: str
+    paying_department: str | None
+    out_trade_no: str | None
+    paid_at: datetime
+    amount_fen: int
+    government_pays_fen: int
+
+
+def paid_facts(
+    session: Session,
+    *,
+    person_ids: Sequence[int] | None = None,
+    year: int | None = None,
+    paying_department: str | None = None,
+) -> list[PaidFact]:
+    """Paid (not reversed) contributions of these persons / this year / this department."""
+    query = select(
+        Contribution.id,
+        Contribution.person_id,
+        Contribution.insurance,
+        Contribution.year,
+        Contribution.source,
+        Contribution.paying_department,
+        Contribution.out_trade_no,
+        Contribution.paid_at,
+        Contribution.amount_fen,
+        Contribution.government_pays_fen,
+    ).where(Contribution.status == ContributionStatus.PAID)
+    if person_ids is not None:
+        query = query.where(Contribution.person_id.in_(list(person_ids)))
+    if year is not None:
+        query = query.where(Contribution.year == year)
+    if paying_department is not None:
+        query = query.where(
+            Contribution.source == SOURCE, Contribution.paying_department == paying_department
+        )
+    rows = session.execute(query.order_by(Contribution.id)).all()
+    return [PaidFact(**row._mapping) for row in rows]

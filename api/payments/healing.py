@@ -58,6 +58,7 @@ from api.payments.states import (
     transition_order,
     transition_refund,
 )
+from api.payments.stray_refunds import process_due_stray_refunds
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -425,6 +426,14 @@ def _daily_reconciliation(db: Database, settings: Config) -> dict[str, int]:
     return run_due(db, settings)
 
 
+def _reconciliation_refunds(db: Database, settings: Config) -> dict[str, int]:
+    """Settle the suspense items whose approved refund has reached a final state (a service
+    function of api/reconciliation, imported late for the same reason as the daily run)."""
+    from api.reconciliation.refunds import settle_refund_items
+
+    return settle_refund_items(db)
+
+
 def run_once(db: Database, settings: Config) -> dict[str, dict[str, int]]:
     """One round of every job; a failing job is logged and does not stop the others."""
     report: dict[str, dict[str, int]] = {}
@@ -435,6 +444,8 @@ def run_once(db: Database, settings: Config) -> dict[str, dict[str, int]]:
         ("expire", lambda: expire_orders(db, settings)),
         ("process_refunds", lambda: process_due_refunds(db, settings)),
         ("reconcile_refunds", lambda: reconcile_refunds(db, settings)),
+        ("process_stray_refunds", lambda: process_due_stray_refunds(db, settings)),
+        ("reconciliation_refunds", lambda: _reconciliation_refunds(db, settings)),
         ("daily_reconciliation", lambda: _daily_reconciliation(db, settings)),
     ]
     for name, job in jobs:

@@ -43,9 +43,10 @@ from api.payments.channels import (
     get_channel,
 )
 from api.payments.models import ChannelNotification, NotificationOutcome
-from api.payments.refunds import RefundApplied, apply_refund_result
+from api.payments.refunds import RefundApplied
 from api.payments.settlement import Applied, apply_closed, apply_payment
 from api.payments.states import LostRace
+from api.payments.stray_refunds import apply_refund_answer
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +259,7 @@ def _apply(
         if note.kind == "payment" and trade is not None:
             result = apply_payment(session, trade=trade, channel=channel_name, actor=actor)
         elif note.kind == "refund" and refund is not None:
-            result = apply_refund_result(session, answer=refund, actor=actor)
+            result = apply_refund_answer(session, answer=refund, actor=actor)
         elif note.kind == "closed" and trade is not None:
             result = apply_closed(session, trade=trade, channel=channel_name, actor=actor)
         else:

@@ -405,3 +405,46 @@ def apply_from_query(
             return "error"
         return "paid"
     return str(trade.state)
+
+
+@dataclass(frozen=True)
+class OpenItem:
+    """An item of an open (payable) order: what a department change may have to close."""
+
+    order_id: int
+    out_trade_no: str
+    person_id: int
+    insurance: str
+
+
+def open_items_of(session: Session, *, person_ids: Sequence[int], year: int) -> list[OpenItem]:
+    """Items of `year` for these persons in orders that may still be paid."""
+    rows = session.execute(
+        select(PaymentOrder.id, PaymentOrder.out_trade_no, OrderItem.person_id, OrderItem.insurance)
+        .join(OrderItem, OrderItem.order_id == PaymentOrder.id)
+        .where(
+            PaymentOrder.status.in_(OPEN_STATES),
+            OrderItem.person_id.in_(list(person_ids)),
+            OrderItem.year == year,
+        )
+        .order_by(PaymentOrder.id, OrderItem.id)
+    ).all()
+    return [OpenItem(*row) for row in rows]
+
+
+def close_orders(
+    db: Database, settings: Config, *, order_ids: Sequence[int], reason: str, actor: str
+) -> dict[str, int]:
+    """Close these orders at their channels, then here (`close_at_channel`, which commits per
+    order); counts by outcome. A paid one is applied through the settlement; an unreachable
+    channel leaves the order open (`error`), and the worker expires it later."""
+    counts: dict[str, int] = {}
+    for order_id in order_ids:
+        order = db.session().get(PaymentOrder, order_id)
+        db.session().commit()
+        if order is None or order.status not in OPEN_STATES:
+            outcome = "gone"
+        else:
+            outcome = close_at_channel(db, settings, order, reason=reason, actor=actor)
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts

@@ -90,12 +90,16 @@ def request_refund(
     actor: str,
     note: str | None = None,
     contributions: dict[int, int] | None = None,
+    amount_fen: int | None = None,
+    channel_total_fen: int | None = None,
 ) -> Refund:
     """Decide a refund of `items` of `order` (state `requested`); the channel is asked later.
 
-    `contributions` maps order item id → the contribution the refund will reverse.
+    `contributions` maps order item id → the contribution the refund will reverse. A refund of
+    no items (`amount_fen` instead: the excess a channel took above the order's amount) covers
+    no premium; `channel_total_fen` is then the trade's total at the channel.
     """
-    amount = sum(i.amount_fen for i in items)
+    amount = sum(i.amount_fen for i in items) if items else (amount_fen or 0)
     if amount <= 0:
         raise InvalidInput("退费金额必须大于零", code="nothing_to_refund")
     refund = Refund(
@@ -110,6 +114,7 @@ def request_refund(
         next_attempt_at=utcnow(),
         created_at=utcnow(),
         updated_at=utcnow(),
+        channel_total_fen=channel_total_fen,
     )
     refund.items = [
         RefundItem(
@@ -285,7 +290,7 @@ def _send(db: Database, settings: Config, refund_id: int) -> str:
         assert order is not None
         notify_url = settings.PUBLIC_BASE_URL.rstrip("/") + REFUND_NOTIFY_PATHS[order.channel]
         out_trade_no, out_refund_no = order.out_trade_no, refund.out_refund_no
-        total_fen = order.paid_amount_fen or order.amount_fen
+        total_fen = refund.channel_total_fen or order.paid_amount_fen or order.amount_fen
         refund_fen, reason = refund.amount_fen, refund.note or refund.reason
         channel_name, attempts = order.channel, refund.attempts
     try:
@@ -386,7 +391,12 @@ def apply_refund_result(session: Session, *, answer: ChannelRefund, actor: str) 
 
 
 def _refund_succeeded(session: Session, *, order: PaymentOrder, refund: Refund, actor: str) -> None:
-    """The money went back: reverse what it covered and move the order."""
+    """The money went back: reverse what it covered and move the order.
+
+    An excess refund (`channel_excess`: what the channel took above the order's amount) covers
+    no premium: the order keeps its status and its refunded amount."""
+    if refund.reason == RefundReason.CHANNEL_EXCESS:
+        return
     reverse_contributions(
         session,
         [i.contribution_id for i in refund.items if i.contribution_id is not None],

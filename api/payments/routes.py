@@ -3,7 +3,6 @@ the callback log. Routes stay thin: arguments → one service call → response.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Response, current_app, g, jsonify, request
@@ -11,6 +10,7 @@ from flask.views import MethodView
 
 from api.config import Config
 from api.db import get_db, get_session
+from api.extensions import cursor
 from api.extensions.smorest import Blueprint, ErrorSchema
 from api.payments import idempotency, notify, refunds, service
 from api.payments.orders import NewOrder, create_order
@@ -229,12 +229,7 @@ def create_refund(body: dict[str, Any]) -> dict[str, Any]:
 @finance_blp.response(
     200,
     NotificationSchema(many=True),
-    headers={
-        "X-Next-Cursor": {
-            "description": "the next page's `cursor`; absent on the last page",
-            "schema": {"type": "string"},
-        }
-    },
+    headers=cursor.NEXT_CURSOR_HEADER,
 )
 @finance_blp.doc(
     responses={
@@ -265,9 +260,4 @@ def list_notifications(args: dict[str, Any]) -> Any:
             headers={"Content-Disposition": 'attachment; filename="notifications.csv"'},
         )
     rows, next_cursor = service.list_notifications(session, page_args=page_args, **args)
-    headers = {
-        "X-Pagination": json.dumps({"next_cursor": next_cursor, "limit": page_args["limit"]})
-    }
-    if next_cursor is not None:
-        headers["X-Next-Cursor"] = next_cursor
-    return rows, 200, headers
+    return rows, 200, cursor.headers(next_cursor, page_args)

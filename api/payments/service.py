@@ -243,8 +243,9 @@ def paid_keys(session: Session, *, household_id: int, year: int) -> set[tuple[in
 
 
 def paid_exists(person_id: ColumnElement[Any], *, insurance: str, year: Any) -> ScalarSelect[Any]:
-    """A correlated probe: 1 if `person_id` has a contribution in status paid for `insurance`
-    and `year` (any source, not reversed), else NULL. The same rule as `paid_keys`, as a column
+    """A correlated probe: the source (wechat, alipay, agent, counter, government) if
+    `person_id` has a contribution in status paid for `insurance` and `year` (not reversed),
+    else NULL. The same rule as `paid_keys`, as a column
     for another module's statement: the premiums page reads members and their paid items in
     one round trip (bench/http_throughput.py) without importing payments' models.
 
@@ -255,7 +256,7 @@ def paid_exists(person_id: ColumnElement[Any], *, insurance: str, year: Any) -> 
     allows one; the literal status lets that index serve it."""
     contributions = Contribution.__table__
     return (
-        select(literal_column("1"))
+        select(contributions.c.source)
         .select_from(contributions)
         .where(
             contributions.c.person_id == person_id,

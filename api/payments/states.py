@@ -19,7 +19,7 @@ Orders::
 answered); a payment on a `created` order (prepay answered but we crashed before recording
 it) is a normal payment.
 
-Refunds::
+Refunds (and stray refunds, 不明来款退回, which have no order: their moves are audited only)::
 
     requested ──channel accepted──▶ processing ──▶ succeeded | failed
         ╰──────── synchronous result (Alipay) ──────▶ succeeded | failed
@@ -44,6 +44,7 @@ from api.payments.models import (
     PaymentOrder,
     Refund,
     RefundState,
+    StrayRefund,
 )
 
 S = OrderStatus
@@ -238,6 +239,71 @@ def transition_refund(
         return False
     _remember(refund, changes)
     return True
+
+
+def transition_stray_refund(
+    session: Session,
+    stray: StrayRefund,
+    to: str,
+    *,
+    actor: str,
+    reason: str = "",
+    values: dict[str, Any] | None = None,
+) -> bool:
+    """Move a stray refund as `transition_refund` moves a refund (same table of moves); it has
+    no order, so its history is the audit log alone."""
+    source = stray.state
+    if to not in REFUND_TRANSITIONS.get(source, frozenset()):
+        raise IllegalTransition(f"stray refund {stray.out_refund_no}: {source} → {to}")
+    now = utcnow()
+    changes: dict[str, Any] = {"state": str(to), "updated_at": now, **(values or {})}
+    if to == R.SUCCEEDED and "succeeded_at" not in changes:
+        changes["succeeded_at"] = now
+    table: Any = StrayRefund.__table__
+    moved = session.execute(
+        update(table)
+        .where(table.c.id == stray.id, table.c.state == source)
+        .values(**changes)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    _, audit = _history(
+        entity="stray_refund",
+        order_id=0,
+        refund_id=None,
+        subject=f"stray_refund:{stray.out_refund_no}",
+        source=source,
+        to=str(to),
+        actor=actor,
+        reason=reason,
+        detail={"out_trade_no": stray.out_trade_no, "amount_fen": stray.amount_fen},
+        at=now,
+    )
+    session.connection().execute(_AUDIT_INSERT, audit)
+    _remember(stray, changes)
+    return True
+
+
+def record_new_stray_refund(session: Session, stray: StrayRefund, *, actor: str) -> None:
+    """A stray refund is born `requested`: the audit log says so."""
+    _, audit = _history(
+        entity="stray_refund",
+        order_id=0,
+        refund_id=None,
+        subject=f"stray_refund:{stray.out_refund_no}",
+        source="",
+        to=stray.state,
+        actor=actor,
+        reason=stray.reason,
+        detail={
+            "channel": stray.channel,
+            "out_trade_no": stray.out_trade_no,
+            "amount_fen": stray.amount_fen,
+        },
+        at=stray.created_at or utcnow(),
+    )
+    session.connection().execute(_AUDIT_INSERT, audit)
 
 
 def record_new_refund(session: Session, refund: Refund, *, actor: str, reason: str) -> None:

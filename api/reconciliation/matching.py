@@ -81,7 +81,9 @@ def match(
     """Classify every bill row and every record of ours for the day.
 
     `orders` / `refunds` hold our records for the keys the bill names (any day); `our_paid` /
-    `our_refunds` are ours for the bill's day (channel time), to find what the bill lacks.
+    `our_refunds` are ours for the bill's day (channel time), to find what the bill lacks
+    (`our_paid` may leave out orders the bill has a payment row for: `runs` reads only the
+    others' facts).
     """
     result = Matched(bill_fee_fen=_fee_fen(rows))
     billed_trades: set[str] = set()

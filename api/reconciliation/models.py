@@ -51,6 +51,7 @@ class ItemStatus(StrEnum):
     OPEN = "open"  # in the suspense pool (挂账), waiting for finance
     RECHECK = "recheck"  # missing on the channel's bill: waits for the next day's bill
     PENDING_APPROVAL = "pending_approval"  # resolved with refund/write_off, checker to approve
+    REFUND_PENDING = "refund_pending"  # refund approved and decided; waits for the channel
     RESOLVED = "resolved"
 
 
@@ -125,6 +126,10 @@ class ReconciliationItem(Base):
     maker: Mapped[str | None] = mapped_column(String(64), nullable=True)
     checker: Mapped[str | None] = mapped_column(String(64), nullable=True)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The refund an approved `refund` decided (payments' out_refund_no: a `Refund` of our order
+    # or a `StrayRefund`), and its amount; cleared when that refund fails.
+    refund_out_refund_no: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    refund_amount_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, g
+from flask import Response, current_app, g
 
-from api.db import get_session
+from api.db import get_db, get_session
+from api.extensions import cursor
 from api.extensions.smorest import Blueprint
-from api.reconciliation import export, threeway, workflow
+from api.payments import books
+from api.reconciliation import export, refunds, threeway, workflow
 from api.reconciliation.schemas import (
     ApproveSchema,
     AssignSchema,
@@ -36,6 +38,11 @@ READERS = ("finance", "auditor")
 ACTORS = ("finance",)
 
 
+def _page_args(args: dict[str, Any]) -> dict[str, Any]:
+    """Take the cursor arguments out of `args`, leaving the filters."""
+    return {k: args.pop(k) for k in ("cursor", "limit", "order") if k in args}
+
+
 def _actor() -> str:
     return f"staff:{g.staff.id}"
 
@@ -43,18 +50,13 @@ def _actor() -> str:
 @blp.route("/runs", methods=["GET"])
 @blp.login_required(kind="staff", roles=READERS)
 @blp.arguments(RunQuerySchema, location="query")
-@blp.response(200, RunSchema(many=True))
-@blp.paginate(page_size=50, max_page_size=500)
-def list_runs(args: dict[str, Any], pagination_parameters: Any) -> Any:
-    """Reconciliation runs, newest bill date first."""
-    rows, total = workflow.list_runs(
-        get_session(),
-        offset=pagination_parameters.first_item,
-        limit=pagination_parameters.page_size,
-        **args,
-    )
-    pagination_parameters.item_count = total
-    return rows
+@blp.response(200, RunSchema(many=True), headers=cursor.NEXT_CURSOR_HEADER)
+def list_runs(args: dict[str, Any]) -> Any:
+    """Reconciliation runs, newest first. Pages by cursor: `limit` (default 50, at most 500),
+    `order` (desc | asc) and `cursor` = the `X-Next-Cursor` of the previous page."""
+    page_args = _page_args(args)
+    rows, next_cursor = workflow.list_runs(get_session(), page_args=page_args, **args)
+    return rows, 200, cursor.headers(next_cursor, page_args)
 
 
 @blp.route("/runs/<int:run_id>", methods=["GET"])
@@ -84,7 +86,7 @@ def export_run(args: dict[str, Any], run_id: int) -> Response:
     """The run's difference items as CSV (UTF-8 BOM) or XLSX, cells neutralised."""
     session = get_session()
     run = workflow.get_run(session, run_id)
-    items, _ = workflow.list_items(session, offset=0, limit=100_000, run_id=run.id)
+    items = workflow.run_items(session, run.id)
     name = f"reconciliation-{run.channel}-{run.bill_date.isoformat()}"
     if args["format"] == "xlsx":
         body = export.to_xlsx(items, title=name)
@@ -101,19 +103,13 @@ def export_run(args: dict[str, Any], run_id: int) -> Response:
 @blp.route("/items", methods=["GET"])
 @blp.login_required(kind="staff", roles=READERS)
 @blp.arguments(ItemQuerySchema, location="query")
-@blp.response(200, ItemSchema(many=True))
-@blp.paginate(page_size=50, max_page_size=500)
-def list_items(args: dict[str, Any], pagination_parameters: Any) -> Any:
-    """Difference items; `status=open` is the suspense pool (挂账). Filters: status, type,
-    channel, date (the bill's Beijing date)."""
-    rows, total = workflow.list_items(
-        get_session(),
-        offset=pagination_parameters.first_item,
-        limit=pagination_parameters.page_size,
-        **args,
-    )
-    pagination_parameters.item_count = total
-    return rows
+@blp.response(200, ItemSchema(many=True), headers=cursor.NEXT_CURSOR_HEADER)
+def list_items(args: dict[str, Any]) -> Any:
+    """Difference items, newest first; `status=open` is the suspense pool (挂账). Filters:
+    status, type, channel, date (the bill's Beijing date). Pages by cursor like the runs."""
+    page_args = _page_args(args)
+    rows, next_cursor = workflow.list_items(get_session(), page_args=page_args, **args)
+    return rows, 200, cursor.headers(next_cursor, page_args)
 
 
 @blp.route("/items/<int:item_id>", methods=["GET"])
@@ -161,7 +157,8 @@ def comment(body: dict[str, Any], item_id: int) -> Any:
 @blp.response(200, ItemSchema)
 def resolve(body: dict[str, Any], item_id: int) -> Any:
     """Resolve: healed | matched_manually | carried_over at once; refund | write_off wait for
-    a second finance user's approval (maker–checker)."""
+    a second finance user's approval (maker–checker). `refund` is refused (409
+    `refund_not_applicable`) where no refund applies (docs/reconciliation.md)."""
     item = workflow.resolve(
         get_session(), item_id, action=body["action"], reason=body["reason"], actor=_actor()
     )
@@ -174,7 +171,9 @@ def resolve(body: dict[str, Any], item_id: int) -> Any:
 @blp.response(200, ItemSchema)
 def approve(body: dict[str, Any], item_id: int) -> Any:
     """Approve (or with `approve: false` send back) a pending refund / write_off; the maker
-    may not approve their own (403 maker_checker)."""
+    may not approve their own (403 maker_checker). An approved `write_off` is resolved; an
+    approved `refund` decides the refund in the approval's transaction (`refund_pending`, with
+    `refund_out_refund_no`), sends it at once, and is resolved when the refund succeeds."""
     session = get_session()
     try:
         item = workflow.approve(
@@ -185,7 +184,15 @@ def approve(body: dict[str, Any], item_id: int) -> Any:
         workflow.record_refusal(session, item_id, actor=_actor())
         session.commit()
         raise
-    return _commit_view(item)
+    out_refund_no = item.refund_out_refund_no
+    session.commit()
+    if out_refund_no is not None:
+        # Committed with its approval; sent at once (the worker retries what cannot be sent).
+        db = get_db()
+        books.send_refunds(db, current_app.config["SETTINGS"], [out_refund_no])
+        refunds.settle_refund_items(db, only=[item_id])
+        session = get_session()
+    return workflow.get_item(session, item_id)
 
 
 @blp.route("/three-way", methods=["GET"])

@@ -152,13 +152,24 @@ def _read_ours(
     list[books.OrderFacts],
     list[books.RefundFacts],
 ]:
+    """Our records for the bill's keys, and ours of the day the bill does not show as paid.
+
+    The day's paid orders are read as keys; facts are asked only for those without a payment
+    row on the bill (the others were read with the bill's keys): a busy day's 50,000 orders
+    are not read twice."""
     start, end = books.beijing_day(day)
+    billed = {r.out_trade_no for r in rows if r.kind == "payment"}
     with db.job() as session:
         orders = books.orders_by_out_trade_no(session, (r.out_trade_no for r in rows))
         refunds = books.refunds_by_out_refund_no(
             session, (r.out_refund_no for r in rows if r.out_refund_no)
         )
-        paid = books.paid_orders_between(session, channel, start, end)
+        unbilled = [
+            key
+            for key in books.paid_keys_between(session, channel, start, end)
+            if key not in billed
+        ]
+        paid = list(books.orders_by_out_trade_no(session, unbilled).values())
         refunded = books.refunds_between(session, channel, start, end)
     return orders, refunds, paid, refunded
 
@@ -293,7 +304,7 @@ def _store(
 
     existing = _existing(session, channel, day)
     counts = dict.fromkeys(OUTCOMES, 0)
-    new_items = healed = 0
+    created: list[tuple[ReconciliationItem, str | None]] = []
     for finding in findings:
         item = existing.get((finding.side, finding.key))
         if item is not None:
@@ -302,10 +313,22 @@ def _store(
         counts[finding.outcome] += 1
         if finding.outcome == Outcome.MATCHED:
             continue
-        item = _new_item(session, run_row, finding, heals.get(finding.key))
+        heal = heals.get(finding.key)
+        item = _new_item(run_row, finding, heal)
         existing[(finding.side, finding.key)] = item
-        new_items += 1
-        healed += item.resolution == Resolution.HEALED
+        created.append((item, heal))
+    # One flush for all new items (a busy day's faults are hundreds: one INSERT … RETURNING,
+    # not a round trip each), then their first history entries.
+    session.add_all([item for item, _ in created])
+    session.flush()
+    for item, heal in created:
+        history(session, item, actor=SYSTEM, action="created", before=None)
+        if heal is not None:
+            history(
+                session, item, actor=SYSTEM, action="heal", before=None, comment=item.heal_result
+            )
+    new_items = len(created)
+    healed = sum(item.resolution == Resolution.HEALED for item, _ in created)
     run_row.counts = counts
     rechecked = _recheck(session, channel, day - timedelta(days=1), rows, bill_of=day)
     audit(
@@ -334,9 +357,8 @@ def _store(
     )
 
 
-def _new_item(
-    session: Session, run_row: ReconciliationRun, finding: Finding, heal: str | None
-) -> ReconciliationItem:
+def _new_item(run_row: ReconciliationRun, finding: Finding, heal: str | None) -> ReconciliationItem:
+    """The item of a new difference (not added: the caller adds and flushes them together)."""
     now = utcnow()
     status = ItemStatus.OPEN
     resolution = None
@@ -366,11 +388,6 @@ def _new_item(
         updated_at=now,
         resolved_at=now if resolution else None,
     )
-    session.add(item)
-    session.flush()
-    history(session, item, actor=SYSTEM, action="created", before=None)
-    if heal is not None:
-        history(session, item, actor=SYSTEM, action="heal", before=None, comment=item.heal_result)
     return item
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from api.extensions.cursor import CursorFields
 from api.extensions.smorest import Schema
 from api.reconciliation.models import OUTCOMES, ItemStatus, Resolution
 
 CHANNELS = ("wechat", "alipay")
 
 
-class RunQuerySchema(Schema):
+class RunQuerySchema(CursorFields, Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
@@ -38,7 +39,7 @@ class RunSchema(Schema):
     finished_at = ma.fields.DateTime()
 
 
-class ItemQuerySchema(Schema):
+class ItemQuerySchema(CursorFields, Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
@@ -68,6 +69,11 @@ class ItemSchema(Schema):
     assignee = ma.fields.String(allow_none=True)
     maker = ma.fields.String(allow_none=True)
     checker = ma.fields.String(allow_none=True)
+    refund_out_refund_no = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "the refund an approved `refund` decided (status refund_pending)"},
+    )
+    refund_amount_fen = ma.fields.Integer(allow_none=True)
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
     resolved_at = ma.fields.DateTime(allow_none=True)

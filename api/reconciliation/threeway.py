@@ -1,7 +1,8 @@
 """The three-way check (三方核对), per channel per Beijing day:
 
     bill net   = the channel's bill: payments − refunds (订单金额; fees shown apart), less
-                 the differences finance resolved (`explained_fen`)
+                 the differences finance resolved and the refunds that covered no premium
+                 (an excess or a stray trade given back) (`explained_fen`)
     our net    = contributions paid through that channel that day − those reversed that day
                  (by the channel's time: a contribution's paid_at is the channel's)
     tax net    = the part of "our net" whose tax records the tax side acknowledged (booked)
@@ -101,6 +102,10 @@ def three_way(session: Session, day: date, channel: str) -> dict[str, Any]:
     our_net = our_paid - our_reversed
     tax_net = tax_paid - tax_reversed
     open_items, explained = _items(session, run)
+    if run is not None:
+        # Refunds that covered no premium (an excess, a stray trade) are on the bill and in
+        # no contribution: explained, like the differences they gave back.
+        explained -= books.premiumless_refunds_between(session, channel, *books.beijing_day(day))
     adjusted = None if bill_net is None else bill_net - explained
     return {
         "channel": channel,

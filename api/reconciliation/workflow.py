@@ -4,6 +4,9 @@ approve. Every step is written to the item's history and to the audit log.
 Maker–checker: an action that moves money (`refund`, `write_off`) only proposes; the item
 waits in `pending_approval` until a *second* finance user approves it. The maker approving
 their own proposal is refused (403 `maker_checker`), so no single person can write money off.
+Approving a `write_off` resolves the item (bookkeeping, no money moves); approving a `refund`
+decides the refund in the same transaction (`reconciliation.refunds`) and the item waits in
+`refund_pending` until the refund is final.
 """
 
 from __future__ import annotations
@@ -11,15 +14,19 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from api.audit.service import record as audit
 from api.db import utcnow
 from api.errors import Conflict, DomainError, NotFound
+from api.extensions.cursor import keyset, page
+from api.reconciliation import refunds
 from api.reconciliation.models import (
     MONEY_ACTIONS,
     ItemStatus,
+    Outcome,
     ReconciliationItem,
     ReconciliationItemEvent,
     ReconciliationRun,
@@ -75,31 +82,30 @@ def item_query(
 
 
 def list_items(
-    session: Session, *, offset: int, limit: int, **filters: Any
-) -> tuple[list[ReconciliationItem], int]:
-    query = item_query(**filters)
-    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    rows = session.scalars(
-        query.order_by(ReconciliationItem.bill_date.desc(), ReconciliationItem.id)
-        .offset(offset)
-        .limit(limit)
-    )
-    return list(rows), total
+    session: Session, *, page_args: dict[str, Any], **filters: Any
+) -> tuple[list[ReconciliationItem], str | None]:
+    """One page of items by id cursor, newest first by default: (rows, next_cursor). An item
+    re-checked or resolved while someone pages stays where it was; a new run's items come
+    after the cursor, never into the middle of a page already read."""
+    query = keyset(item_query(**filters), ReconciliationItem.id, page_args)
+    return page(session.scalars(query).all(), page_args, id_of=lambda i: i.id)
+
+
+def run_items(session: Session, run_id: int) -> list[ReconciliationItem]:
+    """Every item of one run, in id order (for the run's export)."""
+    query = item_query(run_id=run_id).order_by(ReconciliationItem.id)
+    return list(session.scalars(query))
 
 
 def list_runs(
-    session: Session, *, offset: int, limit: int, channel: str | None = None
-) -> tuple[list[ReconciliationRun], int]:
+    session: Session, *, page_args: dict[str, Any], channel: str | None = None
+) -> tuple[list[ReconciliationRun], str | None]:
+    """One page of runs by id cursor, newest first by default: (rows, next_cursor)."""
     query = select(ReconciliationRun)
     if channel:
         query = query.where(ReconciliationRun.channel == channel)
-    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    rows = session.scalars(
-        query.order_by(ReconciliationRun.bill_date.desc(), ReconciliationRun.channel)
-        .offset(offset)
-        .limit(limit)
-    )
-    return list(rows), total
+    query = keyset(query, ReconciliationRun.id, page_args)
+    return page(session.scalars(query).all(), page_args, id_of=lambda r: r.id)
 
 
 def get_run(session: Session, run_id: int) -> ReconciliationRun:
@@ -158,8 +164,11 @@ def resolve(
 ) -> ReconciliationItem:
     """Resolve with `action`; money-moving actions wait for a checker's approval."""
     item = _item(session, item_id, lock=True)
-    if item.status not in UNRESOLVED:
+    refund = action == Resolution.REFUND
+    if item.status not in UNRESOLVED and not (refund and refunds.may_refund_resolved(item)):
         raise Conflict("该差异已处理或正在审批中", code="item_not_open")
+    if refund:
+        refunds.check_applicable(session, item)
     before = item.status
     item.resolution = Resolution(action)
     item.reason = reason
@@ -167,6 +176,7 @@ def resolve(
     item.updated_at = utcnow()
     if item.resolution in MONEY_ACTIONS:
         item.status = ItemStatus.PENDING_APPROVAL
+        item.resolved_at = None
     else:
         item.status = ItemStatus.RESOLVED
         item.resolved_at = item.updated_at
@@ -185,19 +195,67 @@ def approve(
     if item.maker == actor:
         raise MakerChecker()
     before = item.status
-    item.updated_at = utcnow()
+    # A rejected refund of a healed payment leaves it healed, as it was before the proposal.
+    healed = item.type == Outcome.MISSING_OURS and item.heal_result == "healed"
+    after = ItemStatus.RESOLVED if healed else ItemStatus.OPEN
     if approved:
-        item.status = ItemStatus.RESOLVED
+        after = ItemStatus.REFUND_PENDING
+        if item.resolution != Resolution.REFUND:
+            after = ItemStatus.RESOLVED
+    _claim(session, item, after)
+    item.updated_at = utcnow()
+    decided = None
+    if approved and item.resolution == Resolution.REFUND:
+        decided = refunds.decide(session, item, actor=actor, note=note)
+        item.checker = actor
+        item.refund_out_refund_no = decided.out_refund_no
+        item.refund_amount_fen = decided.amount_fen
+    elif approved:
         item.checker = actor
         item.resolved_at = item.updated_at
     else:
-        item.status = ItemStatus.OPEN
-        item.resolution = None
+        item.resolution = Resolution.HEALED if healed else None
         item.maker = None
+        item.resolved_at = item.updated_at if healed else None
     action = "approve" if approved else "reject"
     history(session, item, actor=actor, action=action, before=before, comment=note)
-    _audit(session, item, actor, action)
+    if decided is not None:
+        history(
+            session,
+            item,
+            actor=actor,
+            action="refund_requested",
+            before=item.status,
+            comment=f"{decided.out_refund_no} {decided.kind} {decided.amount_fen} 分",
+        )
+        _audit(
+            session,
+            item,
+            actor,
+            action,
+            out_refund_no=decided.out_refund_no,
+            refund_kind=decided.kind,
+            amount_fen=decided.amount_fen,
+        )
+    else:
+        _audit(session, item, actor, action)
     return item
+
+
+def _claim(session: Session, item: ReconciliationItem, to: str) -> None:
+    """Move the item out of `pending_approval` with a conditional UPDATE, so of two checkers
+    approving at once exactly one wins (SQLite has no row lock; PostgreSQL's FOR UPDATE above
+    already serialises them) — the loser decides no refund."""
+    table: Any = ReconciliationItem.__table__
+    moved = session.execute(
+        update(table)
+        .where(table.c.id == item.id, table.c.status == ItemStatus.PENDING_APPROVAL)
+        .values(status=str(to))
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("该差异没有待审批的处理", code="nothing_to_approve")
+    set_committed_value(item, "status", str(to))
 
 
 def record_refusal(session: Session, item_id: int, *, actor: str) -> None:

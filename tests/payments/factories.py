@@ -39,12 +39,16 @@ class Member:
     name: str = "王小明"
 
 
-def make_household(session: Session, members: list[Member], *, year: int = 2020) -> Household:
+def make_household(
+    session: Session, members: list[Member], *, year: int = 2020, village: Village | None = None
+) -> Household:
+    """A household of `members`, in `village` or in a town and village of its own."""
     n = next(_seq)
-    town = Town(code=f"T{n:08d}", name=f"测试镇{n}")
-    village = Village(town=town, code=f"V{n:010d}", name=f"测试村{n}")
+    if village is None:
+        town = Town(code=f"T{n:08d}", name=f"测试镇{n}")
+        village = Village(town=town, code=f"V{n:010d}", name=f"测试村{n}")
     household = Household(village=village, household_no=f"H{n:06d}")
-    session.add_all([town, village, household])
+    session.add_all([village, household])
     for i, m in enumerate(members):
         person = Person(
             household=household,

@@ -101,14 +101,18 @@ def test_pool_resolve_and_maker_checker(
     assert client.get(f"{BASE}/items/{item}", headers=maker).json["status"] == "pending_approval"
     approved = client.post(f"{BASE}/items/{item}/approve", headers=checker, json={"note": "同意"})
     assert approved.status_code == 200, approved.json
-    assert (approved.json["status"], approved.json["resolution"]) == ("resolved", "refund")
+    # The approval decided a stray refund in its own transaction; the channel (not running
+    # here) will be asked by the worker, so the item waits for it.
+    assert (approved.json["status"], approved.json["resolution"]) == ("refund_pending", "refund")
     assert approved.json["maker"] != approved.json["checker"]
+    assert approved.json["refund_out_refund_no"].startswith("SSR")
+    assert approved.json["refund_amount_fen"] == 12300
 
     detail = client.get(f"{BASE}/items/{item}", headers=auditor).json
     assert [h["action"] for h in detail["history"]] == [
-        "assign", "comment", "resolve:refund", "approve",
+        "assign", "comment", "resolve:refund", "approve", "refund_requested",
     ]  # fmt: skip
-    assert detail["history"][-1]["to_status"] == "resolved"
+    assert detail["history"][-1]["to_status"] == "refund_pending"
     actions = session.scalars(
         select(AuditEvent.action)
         .where(AuditEvent.subject == f"reconciliation_item:{item}")
@@ -155,3 +159,37 @@ def test_runs_and_neutralised_exports(
     cells = [c.value for row in sheet.iter_rows(min_row=2) for c in row]
     assert '\'=HYPERLINK("x")' in cells
     assert not any(isinstance(c, str) and c.startswith("=") for c in cells)
+
+
+def test_items_and_runs_page_by_cursor_without_repeats(
+    app: Flask, client: FlaskClient, session: Any, pool: dict[str, int]
+) -> None:
+    """A page of one item, then the next by cursor: each item once, an item added while paging
+    never shows up in the middle, and offset paging is refused."""
+    _, auditor = _staff(app, session, "auditor", "pager")
+    session.commit()
+    first = client.get(f"{BASE}/items?limit=1", headers=auditor)
+    assert first.status_code == 200, first.json
+    assert [i["id"] for i in first.json] == [pool["amount_mismatch"]]  # newest first
+    cursor = first.headers["X-Next-Cursor"]
+    late = ReconciliationItem(
+        run_id=pool["run"], channel="wechat", bill_date=DAY, side="payment", key="SSI2",
+        type="missing_channel", out_trade_no="SSI2", our_amount_fen=100, status="open",
+        created_at=NOW, updated_at=NOW,
+    )  # fmt: skip
+    session.add(late)
+    session.commit()
+    second = client.get(f"{BASE}/items?limit=1&cursor={cursor}", headers=auditor)
+    assert [i["id"] for i in second.json] == [pool["unknown_trade"]]
+    assert "X-Next-Cursor" not in second.headers  # the last page
+    oldest_first = client.get(f"{BASE}/items?order=asc&limit=500", headers=auditor).json
+    assert [i["id"] for i in oldest_first] == [
+        pool["unknown_trade"],
+        pool["amount_mismatch"],
+        late.id,
+    ]
+    runs = client.get(f"{BASE}/runs?limit=1", headers=auditor)
+    assert [r["id"] for r in runs.json] == [pool["run"]] and "X-Next-Cursor" not in runs.headers
+    for query in ("items?page=2&page_size=1", "runs?page=1", "items?cursor=abc", "runs?limit=0"):
+        refused = client.get(f"{BASE}/{query}", headers=auditor)
+        assert refused.status_code == 422 and refused.json["code"], query

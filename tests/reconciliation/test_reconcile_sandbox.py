@@ -10,12 +10,10 @@ retry), and write nothing for a malformed bill.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 from flask import Flask
 from sqlalchemy import func, select
@@ -28,7 +26,7 @@ from api.reconciliation.models import (
     ReconciliationItemEvent,
     ReconciliationRun,
 )
-from tests.payments.conftest import LiveServer, use_settings
+from tests.payments.conftest import LiveServer
 from tests.payments.factories import Member
 from tests.payments.test_payments_flows import (
     _family,
@@ -42,20 +40,6 @@ from tests.payments.test_payments_flows import (
 )
 
 ONE = [Member(date(1975, 3, 9))]
-CHANNELS = [("wechat", "v2"), ("wechat", "v3"), ("alipay", "v2")]
-
-
-@pytest.fixture(params=CHANNELS, ids=["wechat-v2", "wechat-v3", "alipay"])
-def channel_shop(
-    request: pytest.FixtureRequest, shop: LiveServer
-) -> Iterator[tuple[LiveServer, str]]:
-    channel, version = request.param
-    app = shop.app
-    saved_today = app.config.get("APP_TODAY", "")
-    use_settings(app, WECHAT_PAY_VERSION=version)
-    app.config["APP_TODAY"] = "2019-11-05"
-    yield shop, channel
-    app.config["APP_TODAY"] = saved_today
 
 
 def reconcile(app: Flask, *args: str) -> tuple[int, dict[str, Any] | None, str]:

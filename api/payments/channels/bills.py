@@ -15,6 +15,7 @@ import io
 import zipfile
 from collections.abc import Mapping
 from datetime import datetime
+from functools import lru_cache
 
 from api.payments.channels.base import BillRow, ChannelName
 from api.payments.channels.timefmt import DASHED, parse_beijing
@@ -29,6 +30,14 @@ def _fen(value: str | None) -> int | None:
     """A bill amount (possibly negative, as Alipay refund rows are) → absolute fen."""
     if value is None:
         return None
+    return _fen_of(value)
+
+
+@lru_cache(maxsize=4096)
+def _fen_of(value: str) -> int | None:
+    """`_fen` of a string, cached: a day's bill repeats a few hundred distinct amounts over
+    tens of thousands of rows (premiums are a handful of figures), two amounts a row.
+    A bad amount raises every time (exceptions are not cached)."""
     text = value.strip()
     if not text:
         return None
@@ -70,7 +79,7 @@ def parse_wechat_bill(text: str) -> list[BillRow]:
     for line in lines[1:]:
         if not line.startswith("`"):
             break  # the summary header: detail rows are over
-        cells = [cell.strip() for cell in line[1:].split(",`")]
+        cells = list(map(str.strip, line[1:].split(",`")))
         if len(cells) != len(header):
             raise MalformedBill(f"row has {len(cells)} cells, header has {len(header)}")
         rows.append(_wechat_row(dict(zip(header, cells, strict=True))))

@@ -3,7 +3,7 @@
 - `orders`: `PaymentOrder` 缴费订单, `OrderItem` 订单明细, `OrderEvent` 状态变更记录
 - `notifications`: `ChannelNotification` 回调日志 (the append-only callback log)
 - `contributions`: `Contribution` 缴费记录 (unique per person × insurance × year while paid)
-- `refunds`: `Refund` 退费, `RefundItem` 退费明细
+- `refunds`: `Refund` 退费, `RefundItem` 退费明细, `StrayRefund` 不明来款退回
 - `idempotency`: `IdempotencyKey` 幂等键
 """
 
@@ -17,7 +17,13 @@ from api.payments.models.orders import (
     OrderStatus,
     PaymentOrder,
 )
-from api.payments.models.refunds import Refund, RefundItem, RefundReason, RefundState
+from api.payments.models.refunds import (
+    Refund,
+    RefundItem,
+    RefundReason,
+    RefundState,
+    StrayRefund,
+)
 
 __all__ = [
     "OPEN_STATES",
@@ -35,4 +41,5 @@ __all__ = [
     "RefundItem",
     "RefundReason",
     "RefundState",
+    "StrayRefund",
 ]

@@ -95,4 +95,6 @@ class Contribution(Base):
     kind: Mapped[str] = mapped_column(String(16), default="premium", server_default="premium")
     reversed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     reversal_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # source government: the department whose 代缴 batch paid it (None: district finance).
+    paying_department: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -58,6 +58,8 @@ class PaymentOrder(Base):
             postgresql_where=text(_OPEN_SQL),
         ),
         Index("ix_payment_orders_status_created_at", "status", "created_at"),
+        # Reconciliation reads one day's paid orders of a season (api.payments.books).
+        Index("ix_payment_orders_paid_at", "paid_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

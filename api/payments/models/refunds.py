@@ -1,8 +1,11 @@
 """`Refund` 退费 and `RefundItem` 退费明细.
 
-Two kinds: automatic (a duplicate payment or a payment after close: the money the household
-should not have paid goes back) and staff-initiated (deceased, joined employee insurance,
-paid twice elsewhere…), partial by item. A refund is written in state `requested` in the
+Three kinds: automatic (a duplicate payment or a payment after close: the money the household
+should not have paid goes back), staff-initiated (deceased, joined employee insurance,
+paid twice elsewhere…), partial by item, and reconciliation's (a difference finance approved to
+give back: the whole order, or — with no items — what the channel took above the order's
+amount). `StrayRefund` 不明来款退回 is the same machinery for a trade that is not ours (no
+order, no items, no contributions). A refund is written in state `requested` in the
 transaction that decides it; the refund processor calls the channel after commit. State moves
 only through `api.payments.states`.
 """
@@ -39,6 +42,9 @@ class RefundReason(StrEnum):
     OTHER = "other"
     DUPLICATE_PAYMENT = "duplicate_payment"  # automatic: items already paid
     PAID_AFTER_CLOSE = "paid_after_close"  # automatic: order closed before the payment
+    RECONCILIATION = "reconciliation"  # a reconciliation difference: the whole order back
+    CHANNEL_EXCESS = "channel_excess"  # the channel took more than the order: the excess back
+    UNKNOWN_TRADE = "unknown_trade"  # a stray refund: a trade that is not ours
 
 
 STAFF_REASONS = (
@@ -70,6 +76,9 @@ class Refund(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     succeeded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The trade's total at the channel when it differs from the order's (an excess refund: the
+    # channel took more than we asked); the refund call's total_fee / amount.total.
+    channel_total_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     items: Mapped[list[RefundItem]] = relationship(
         back_populates="refund", order_by="RefundItem.id", cascade="all, delete-orphan"
@@ -92,3 +101,34 @@ class RefundItem(Base):
     )
 
     refund: Mapped[Refund] = relationship(back_populates="items")
+
+
+class StrayRefund(Base):
+    """不明来款退回: money the channel took under an out_trade_no that is not ours, sent back.
+
+    No order, so no items and no contributions; the same states and the same processor path as
+    `Refund` (requested → processing → succeeded | failed), moved only through
+    `api.payments.states.transition_stray_refund`.
+    """
+
+    __tablename__ = "stray_refunds"
+    __table_args__ = (Index("ix_stray_refunds_state_next_attempt_at", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    out_refund_no: Mapped[str] = mapped_column(String(32), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    out_trade_no: Mapped[str] = mapped_column(String(64), index=True)
+    transaction_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    total_fen: Mapped[int] = mapped_column(BigInteger)  # the trade's amount at the channel
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default=RefundState.REQUESTED)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    channel_refund_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    succeeded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

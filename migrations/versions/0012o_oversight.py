@@ -5,8 +5,8 @@ Beijing day and probes the prior year's paid pension for new enrollees; both wal
 partial index. One statement in the migration's transaction, under the lock timeout that
 migrations/env.py sets on PostgreSQL.
 
-Revision ID: 0011o_oversight
-Revises: 0007r_reconciliation
+Revision ID: 0012o_oversight
+Revises: 0011d_departments
 Create Date: 2026-12-05 14:00:00
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0011o_oversight'
-down_revision = '0007r_reconciliation'
+revision = '0012o_oversight'
+down_revision = '0011d_departments'
 branch_labels = None
 depends_on = None
 

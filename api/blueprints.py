@@ -26,6 +26,9 @@ def register_blueprints(api: Api) -> None:
     from api.reconciliation.routes import blp as reconciliation_blp
 
     api.register_blueprint(reconciliation_blp)
+    from api.oversight.routes import blp as oversight_blp
+
+    api.register_blueprint(oversight_blp)
     from api.collection.routes import blp as collection_blp
 
     api.register_blueprint(collection_blp)

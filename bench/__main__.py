@@ -21,6 +21,7 @@ BENCHMARKS = [
     "bench.relay",
     "bench.pii",
     "bench.reconciliation",
+    "bench.oversight",
 ]
 
 

@@ -14,23 +14,27 @@ town's villages, finance / department / tax / auditor the whole district. Later 
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
-from flask import Request, current_app, g
+from flask import Request, current_app, g, has_request_context, request
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from api.audit.service import record
 from api.auth.models import ResidentAccount, StaffAccount
 from api.auth.tokens import KINDS, TokenInvalid, TokenKind, read_token
 from api.config import Config
 from api.db import get_session
-from api.errors import Forbidden, Unauthorized
+from api.errors import DomainError, Forbidden, Unauthorized
 from api.households.models import Household, Village
 
 DISTRICT_WIDE_ROLES = frozenset(
     {"finance", "department", "tax", "auditor", "hr_bureau", "medical_bureau"}
 )
 _EXPIRED = "登录已过期，请重新登录"
+log = logging.getLogger(__name__)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -82,11 +86,49 @@ def authenticate(
     staff = get_session().get(StaffAccount, claims.account_id)
     if staff is None or not staff.active:
         raise Unauthorized()
+    g.staff_id = staff.id
+    g.staff = staff  # set before the role check: a refusal is audited with its actor
     if roles and staff.role not in roles:
         raise Forbidden()
-    g.staff_id = staff.id
-    g.staff = staff
     return staff
+
+
+def record_access_refusal(error: DomainError) -> None:
+    """Audit a 403 given to an authenticated staff member (`access_refused`, outcome refused).
+
+    Called by the API's error handler for every 403 (a role not allowed on an endpoint, a town
+    asking for another town's figures, a bureau touching the other bureau's insurance, …), so
+    the auditor sees who tried what (`api.oversight.audit`, kind `refusal`). Cheap: one insert
+    and a commit in the request's session, after rolling back whatever the refused request had
+    begun. Only the method, path, role, scope and error code are kept; never the query string
+    or body (they may hold an ID number). A failing write is logged, never turns the 403 into
+    a 500.
+    """
+    staff = g.get("staff")
+    if staff is None or not has_request_context():
+        return
+    session = get_session()
+    try:
+        session.rollback()
+        record(
+            session,
+            actor=f"staff:{staff.id}",
+            action="access_refused",
+            subject=f"{request.method} {request.path}"[:64],
+            outcome="refused",
+            detail={
+                "code": error.code,
+                "role": staff.role,
+                "town_id": staff.town_id,
+                "village_id": staff.village_id,
+                "path": request.path[:200],
+            },
+            remote_addr=request.remote_addr,
+        )
+        session.commit()
+    except SQLAlchemyError:
+        session.rollback()
+        log.warning("could not audit an access refusal", exc_info=True)
 
 
 # Staff scoping ------------------------------------------------------------------------------

@@ -288,6 +288,19 @@ def create_staff(
     return staff
 
 
+def staff_actors_of_town(session: Session, *, town_code: str) -> list[str]:
+    """The audit actors ("staff:<id>") of a town's office and of its villages' agents: what the
+    auditor's town filter (`api.oversight.audit`) matches audit events against."""
+    town_id = select(Town.id).where(Town.code == town_code).scalar_subquery()
+    village_ids = select(Village.id).where(Village.town_id == town_id)
+    ids = session.scalars(
+        select(StaffAccount.id).where(
+            (StaffAccount.town_id == town_id) | StaffAccount.village_id.in_(village_ids)
+        )
+    )
+    return [f"staff:{i}" for i in ids]
+
+
 def staff_names(session: Session, *, staff_ids: Sequence[int]) -> dict[int, dict[str, str]]:
     """Username and display name of staff accounts by id (for documents naming who acted)."""
     rows = session.execute(

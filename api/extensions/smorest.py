@@ -117,6 +117,10 @@ class Api(_Api):
         return response
 
     def handle_domain_error(self, error: DomainError) -> Response:
+        if error.status == 403:
+            from api.auth.guards import record_access_refusal
+
+            record_access_refusal(error)
         response = error_response(
             error.status, code=error.code, message=error.message, errors=error.errors
         )

@@ -661,6 +661,31 @@ def bound_households(session: Session, *, account_id: int) -> list[dict[str, Any
     ]
 
 
+# The district's units for the oversight views (api.oversight) ---------------------------------
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A town 镇(街) or a village 村居 as the progress view lists it (no persons in it)."""
+
+    id: int
+    code: str
+    name: str
+    town_id: int | None  # the village's town; None for a town
+
+
+def district_units(session: Session) -> tuple[list[Unit], list[Unit]]:
+    """(towns, villages), each in code order."""
+    towns = [
+        Unit(t.id, t.code, t.name, None) for t in session.scalars(select(Town).order_by(Town.code))
+    ]
+    villages = [
+        Unit(v.id, v.code, v.name, v.town_id)
+        for v in session.scalars(select(Village).order_by(Village.code))
+    ]
+    return towns, villages
+
+
 # Staff views (a village agent's collection, api/collection) ------------------------------------
 
 

@@ -60,8 +60,14 @@ def item_query(
     channel: str | None = None,
     date: date | None = None,
     run_id: int | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
 ) -> Any:
     query = select(ReconciliationItem)
+    if date_from:
+        query = query.where(ReconciliationItem.bill_date >= date_from)
+    if date_to:
+        query = query.where(ReconciliationItem.bill_date <= date_to)
     if status:
         query = query.where(ReconciliationItem.status == status)
     if type:

@@ -59,6 +59,15 @@ class Contribution(Base):
             postgresql_where=text(_PAID_SQL),
         ),
         Index("ix_contributions_household_year", "household_id", "year"),
+        # The progress view (api.oversight): the year's paid premiums up to an as-of instant,
+        # and the prior year's paid pension for the new-enrollee probe (migration 0011o).
+        Index(
+            "ix_contributions_paid_year_paid_at",
+            "year",
+            "paid_at",
+            sqlite_where=text(_PAID_SQL),
+            postgresql_where=text(_PAID_SQL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

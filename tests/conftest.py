@@ -127,25 +127,29 @@ def app(database_url: str) -> Iterator[Flask]:
 @pytest.fixture
 def committing_app(database_url: str) -> Iterator[Flask]:
     """The app with real commits (live servers, concurrency); every table emptied afterwards."""
-    flask_app = migrated_app(database_url)
-    yield flask_app
-    database: Database = flask_app.extensions["database"]
-    database.session.remove()
-    with database.engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
+    yield from _committing(migrated_app(database_url))
 
 
 @pytest.fixture
 def pg_committing_app(postgresql_database_url: str) -> Iterator[Flask]:
     """PostgreSQL only: for races that SQLite's single writer would hide."""
-    flask_app = migrated_app(postgresql_database_url)
-    yield flask_app
-    database: Database = flask_app.extensions["database"]
-    database.session.remove()
-    with database.engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
+    yield from _committing(migrated_app(postgresql_database_url))
+
+
+def _committing(flask_app: Flask) -> Iterator[Flask]:
+    """Yield the run-wide app, then empty every table and put its config back as it was: a
+    test that pins `APP_TODAY` (or any setting) must not leak it into the tests after it."""
+    saved_config = dict(flask_app.config)
+    try:
+        yield flask_app
+    finally:
+        flask_app.config.clear()
+        flask_app.config.update(saved_config)
+        database: Database = flask_app.extensions["database"]
+        database.session.remove()
+        with database.engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(table.delete())
 
 
 @pytest.fixture

@@ -243,13 +243,13 @@ def test_an_address_past_its_ceiling_pauses_only_accounts_that_failed_themselves
 def test_old_failures_leave_the_window(app: Flask) -> None:
     from datetime import timedelta
 
-    from api.db import utcnow
+    from api import clock
 
     use_settings(app, BIND_MAX_FAILURES=2, BIND_FAILURE_WINDOW_SECONDS=60)
     with app.app_context():
         fam = _family(app)
         session = app.extensions["database"].session()
-        old = utcnow() - timedelta(seconds=120)
+        old = clock.now() - timedelta(seconds=120)  # the clock the throttle reads
         for _ in range(5):
             session.add(BindAttempt(account_id=fam["account"], remote_addr="127.0.0.1", at=old))
         session.commit()
